@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh clone:
+#   make report   the agreement report (reports/out/index.html)
+#   make test     the test suite (deterministic `ci` Hypothesis profile)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+OUT    ?= reports/out
+
+.PHONY: report test thorough bench browser clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[all]'
+	touch $(STAMP)
+
+browser:
+	bash scripts/install-browser.sh
+
+report: $(STAMP)
+	$(BIN)/chainrule report --out $(OUT)
+
+test: $(STAMP) browser
+	$(BIN)/python -m pytest -p no:cacheprovider -n 2 --hypothesis-profile=ci
+
+thorough: $(STAMP) browser
+	$(BIN)/python -m pytest -n auto --hypothesis-profile=thorough
+
+bench: $(STAMP)
+	$(BIN)/chainrule bench
+
+clean:
+	rm -rf $(VENV) $(OUT) .hypothesis .pytest_cache

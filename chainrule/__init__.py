@@ -1,1 +1,1 @@
-"""chainrule: the command line, the strategies and the pytest plugin that tie reference/, oracles/ and reports/ together."""
+"""chainrule: the command line and the pytest plugin over reference/, oracles/ and reports/."""

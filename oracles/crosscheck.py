@@ -1,0 +1,168 @@
+"""Judging a gradient source: ask every oracle, compare, and search for the smallest failure.
+
+``judge`` answers one case. ``crosscheck`` lets Hypothesis generate cases, and when one fails,
+shrink it to the smallest network, batch and values that still fail: the counterexample a
+person can read.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, Phase, Verbosity, assume, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import FlakyFailure
+
+from .base import OracleGradients
+from .compare import Comparison, Status, compare
+from .kinks import rounding_ambiguous
+from .plugins import Fault, Implementation, answer, load, wrap
+from .registry import Registered, available, registry
+from .strategies import Case, architectures, cases
+from .verdict import CaseVerdict, format_failure
+
+__all__ = ["CheckFailure", "NoOracle", "Summary", "adjudicate", "ask_oracles", "judge", "crosscheck", "as_implementation"]
+
+MAX_REFINED = 32  # disputed finite-difference entries re-estimated per case
+
+
+class NoOracle(AssertionError):
+    """No oracle is available: a check with no judge must fail, never pass vacuously."""
+
+
+class CheckFailure(AssertionError):
+    """The implementation disagrees with an oracle; carries the minimal counterexample."""
+
+    def __init__(self, verdict: CaseVerdict, seed: int):
+        self.verdict = verdict
+        self.seed = seed
+        super().__init__(format_failure(verdict) + f"\n(seed {seed})")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a passing crosscheck saw."""
+
+    implementation: str
+    oracles: tuple[str, ...]
+    verdicts: tuple[CaseVerdict, ...]
+    seed: int
+    rejected: int  # cases whose kinks sat within rounding of 0 (no source can be judged there)
+
+    def count(self, status: Status) -> int:
+        return sum(v.status is status for v in self.verdicts)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.implementation}: {len(self.verdicts)} cases against {', '.join(self.oracles)}: "
+            f"{self.count(Status.AGREE)} agree, {self.count(Status.CONVENTION)} differ only by a kink convention, "
+            f"{self.count(Status.NO_EVIDENCE)} without evidence (seed {self.seed})"
+        )
+
+
+def as_implementation(source) -> Implementation:
+    """A spec string, an Implementation, or any contract object."""
+    if isinstance(source, Implementation):
+        return source
+    if isinstance(source, str):
+        return load(source)
+    return wrap(source)
+
+
+def ask_oracles(case: Case, judges: list[Registered]) -> dict[str, tuple[OracleGradients, float]]:
+    """Every judge's answer on the case, with the seconds it took."""
+    answers = {}
+    for registered in judges:
+        start = time.perf_counter()
+        result = registered.oracle.gradients(case.arch, case.params, case.X, case.Y)
+        answers[registered.info.name] = (result, time.perf_counter() - start)
+    return answers
+
+
+def adjudicate(comparison: Comparison, registered: Registered, case: Case, loss: float, grads, source=None) -> Comparison:
+    """A disagreement with an oracle that can refine (finite differences): re-estimate the
+    disputed entries more precisely (Richardson extrapolation) and compare again, as PyTorch's
+    OpInfo re-runs a disputed sample in higher precision."""
+    if comparison.status is not Status.DISAGREE or not hasattr(registered.oracle, "refine"):
+        return comparison
+    disputed = [(t.layer - 1, 0 if t.kind == "W" else 1, tuple(int(i) for i in index)) for t in comparison.disagreeing for index in t.bad]
+    refined = registered.oracle.refine(case.arch, case.params, case.X, case.Y, disputed[:MAX_REFINED])
+    pairs = [comparison.tensors[i : i + 2] for i in range(0, len(comparison.tensors), 2)]
+    grads_fd = [(W.expected.copy(), b.expected.copy()) for W, b in pairs]
+    trusted = [(W.trusted.copy(), b.trusted.copy()) for W, b in pairs]
+    for (l, which, index), value in refined.items():
+        grads_fd[l][which][index] = value
+        trusted[l][which][index] = trusted[l][which][index] and value == value  # NaN: crossed a kink
+    again = compare(loss, grads, OracleGradients(comparison.loss_expected, grads_fd, trusted), registered.info, source=source)
+    note = f"{len(refined)} disputed entries re-estimated by Richardson extrapolation"
+    return Comparison(again.oracle, again.status, again.loss_got, again.loss_expected, again.loss_error, again.tensors, note)
+
+
+def judge(implementation: Implementation, case: Case, judges: list[Registered], answers=None) -> CaseVerdict:
+    """The implementation's answer on one case against every judge (answers may be precomputed)."""
+    answers = answers if answers is not None else ask_oracles(case, judges)
+    start = time.perf_counter()
+    try:
+        loss, grads = answer(implementation, case.arch, case.params, case.X, case.Y)
+    except Fault as fault:
+        return CaseVerdict(implementation.name, case, fault=fault, seconds=time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    comparisons = []
+    for registered in judges:
+        expected, _ = answers[registered.info.name]
+        comparison = compare(loss, grads, expected, registered.info)
+        comparisons.append(adjudicate(comparison, registered, case, loss, grads))
+    return CaseVerdict(implementation.name, case, tuple(comparisons), seconds=seconds)
+
+
+def crosscheck(implementation, examples: int = 200, seed: int | None = None, oracles: list[str] | None = None, on_verdict=None) -> Summary:
+    """Judge ``implementation`` on ``examples`` generated cases against every available oracle.
+
+    Returns a Summary when everything agrees; raises CheckFailure (an AssertionError) with the
+    shrunk counterexample otherwise, and NoOracle when there is nothing to judge with.
+    """
+    implementation = as_implementation(implementation)
+    judges = available(oracles)
+    if not judges:
+        reasons = "; ".join(f"{r.info.name}: {r.info.reason}" for r in registry())
+        raise NoOracle(f"no oracle is available to judge {implementation.name} ({reasons})")
+    seed = random.randrange(2**32) if seed is None else seed
+    strategy = cases(architectures(activations=implementation.activations, losses=implementation.losses))
+    verdicts: list[CaseVerdict] = []
+    rejected = 0
+
+    @settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        derandomize=False,
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+        phases=(Phase.generate, Phase.shrink),
+        verbosity=Verbosity.quiet,
+    )
+    @hypothesis_seed(seed)
+    @given(strategy)
+    def search(case: Case) -> None:
+        nonlocal rejected
+        if rounding_ambiguous(case.arch, case.params, case.X):
+            rejected += 1
+            assume(False)
+        verdict = judge(implementation, case, judges)
+        verdicts.append(verdict)
+        if on_verdict is not None:
+            on_verdict(verdict)
+        if verdict.failed:
+            raise CheckFailure(verdict, seed)
+
+    try:
+        search()
+    except FlakyFailure as error:
+        failures = [e for e in error.exceptions if isinstance(e, CheckFailure)]
+        if not failures:
+            raise
+        raise failures[0] from None
+    names = tuple(r.info.name for r in judges)
+    return Summary(implementation.name, names, tuple(verdicts), seed, rejected)

@@ -1,0 +1,238 @@
+"""Finite differences: every gradient entry as a central difference of the loss itself.
+
+For each parameter theta (every W(l)[j, i] and b(l)[j])
+
+    dL/dtheta ~ (L(theta + h) - L(theta - h)) / 2h,     h = cbrt(eps) * max(1, |theta|)
+
+whose error is h^2 L'''/6 (truncation) plus about eps |L| / h (rounding); the cube root of
+machine epsilon balances the two. h is then replaced by (|theta| + h) - |theta|, so that
+theta + h and theta - h are floats and the step taken is exactly the step divided by.
+
+The network is this module's own, in float64, as the contract defines it (rows are examples):
+
+    Z(l) = A(l-1) W(l)^T + b(l),   A(l) = sigma(Z(l)),   A(0) = X
+
+Nothing is rerun in full per entry. One forward pass caches Z(l) and A(l). Moving W(l)[j, i]
+by +-h moves only column j of Z(l), by +-h A(l-1)[:, i] (b(l)[j]: by +-h), so column j of A(l)
+moves by some dA, and Z(l+1) by the rank-1 update dA W(l+1)[:, j]^T. Only layers l+2..L run
+in full, as one matmul over a leading perturbation axis, in chunks of at most CHUNK_BYTES.
+
+A central difference is evidence only where the loss is smooth between theta - h and
+theta + h. An entry whose +-h moves any relu, leaky_relu or elu pre-activation (elu is only
+C1 at 0) to another sign, where the sign of 0 is 0 (across 0, or onto or off exactly 0), is
+marked untrusted. A pre-activation that stays exactly 0 in all three evaluations is not a
+crossing: the loss does not move through it, and neither does the chain rule (dz/dtheta = 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit, log_softmax, ndtr, softmax
+
+from .base import OracleGradients, OracleInfo
+
+__all__ = ["FiniteDifferences", "STEP", "REFINE_STEP", "REFINE_LEVELS", "CHUNK_BYTES", "SIGN_SENSITIVE"]
+
+Params = list[tuple[np.ndarray, np.ndarray]]
+
+STEP = float(np.cbrt(np.finfo(np.float64).eps))  # relative step of the central difference
+REFINE_STEP = 2.0**-7  # relative step of refine's largest central difference
+REFINE_LEVELS = 8  # refine halves the step this many times, less one
+CHUNK_BYTES = 64 * 2**20  # working set of one batch of perturbations
+_ARRAYS_PER_PERTURBATION = 6  # float64 arrays of one layer's shape alive at once per perturbation
+KINKED = ("relu", "leaky_relu")  # not differentiable at 0
+SIGN_SENSITIVE = KINKED + ("elu",)  # a step across 0 breaks the central-difference error bound
+
+ACTIVATIONS = {
+    "identity": lambda z: z,
+    "relu": lambda z: np.maximum(z, 0.0),
+    "leaky_relu": lambda z: np.maximum(z, 0.01 * z),
+    "sigmoid": expit,
+    "tanh": np.tanh,
+    "softplus": lambda z: np.logaddexp(0.0, z),
+    "elu": lambda z: np.maximum(z, 0.0) + np.expm1(np.minimum(z, 0.0)),
+    "gelu": lambda z: z * ndtr(z),
+    "silu": lambda z: z * expit(z),
+    "softmax": lambda z: softmax(z, axis=-1),
+}
+
+# Each loss from the output layer's Z (..., N, n), the output activation and Y (N, n) -> shape (...).
+LOSSES = {
+    # (1/N) sum_k ||a_k - y_k||^2
+    "mse": lambda z, sigma, Y: ((sigma(z) - Y) ** 2).sum(axis=(-2, -1)) / len(Y),
+    # -(1/N) sum_kj y_kj log softmax(z_k)_j
+    "cross_entropy": lambda z, sigma, Y: -(Y * log_softmax(z, axis=-1)).sum(axis=(-2, -1)) / len(Y),
+    # (1/N) sum_kj [y softplus(-z) + (1 - y) softplus(z)]: -log sigmoid(z) = softplus(-z)
+    "binary_cross_entropy": lambda z, sigma, Y: (
+        Y * np.logaddexp(0.0, -z) + (1.0 - Y) * np.logaddexp(0.0, z)
+    ).sum(axis=(-2, -1)) / len(Y),
+}
+_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+
+
+def _step(theta: np.ndarray, relative: float) -> np.ndarray:
+    """h = relative * max(1, |theta|), rounded so that theta +- h are floats: (|theta| + h) - |theta|."""
+    magnitude = np.abs(theta)
+    return (magnitude + relative * np.maximum(1.0, magnitude)) - magnitude
+
+
+def _sign_changed(name: str, z: np.ndarray, z_base: np.ndarray) -> np.ndarray:
+    """Per perturbation (leading axis): does any pre-activation of a sign-sensitive layer change sign?"""
+    if name not in SIGN_SENSITIVE:
+        return np.zeros(len(z), dtype=bool)
+    return (np.sign(z) != np.sign(z_base)).any(axis=tuple(range(1, z.ndim)))
+
+
+def _reach(W: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """reach[k, j] = min_i |Z[k, i]| / |W[i, j]|: the least change of A(l-1)[k, j] that can bring
+    some Z(l)[k, i] to 0 (inf if W[:, j] = 0). Columns moved by less keep their signs."""
+    absW, reach = np.abs(W), np.empty((Z.shape[0], W.shape[1]))
+    for k, z in enumerate(np.abs(Z)):
+        reach[k] = np.divide(z[:, None], absW, out=np.full(W.shape, np.inf), where=absW > 0).min(axis=0)
+    return reach
+
+
+def _richardson(D: np.ndarray) -> float:
+    """Richardson extrapolation of central differences D[k] at steps h / 2^k (error series in h^2).
+
+    Neville's tableau T[k, m] = T[k, m-1] + (T[k, m-1] - T[k-1, m-1]) / (4^m - 1); as in Ridders'
+    method, the entry whose distance to its two parents is smallest is returned.
+    """
+    if len(D) < 2:
+        return float("nan")
+    best, best_error = D[-1], np.inf
+    column = D
+    for m in range(1, len(D)):
+        T = column[1:] + (column[1:] - column[:-1]) / (4.0**m - 1.0)
+        error = np.maximum(np.abs(T - column[1:]), np.abs(T - column[:-1]))
+        k = int(np.argmin(error))
+        if error[k] < best_error:
+            best, best_error = T[k], error[k]
+        column = T
+    return float(best)
+
+
+class _Network:
+    """One (arch, params, X, Y) with its forward cache: Z[l] and A[l] (A[0] = X, A[l+1] = sigma(Z[l]))."""
+
+    def __init__(self, arch, params, X, Y):
+        self.activations = tuple(arch.activations)
+        self.loss_name = arch.loss
+        for name in self.activations:
+            if name not in ACTIVATIONS:
+                raise ValueError(f"activations: got {name!r}, known: {', '.join(ACTIVATIONS)}")
+        if self.loss_name not in LOSSES:
+            raise ValueError(f"loss: got {self.loss_name!r}, known: {', '.join(LOSSES)}")
+        required = _OUTPUT.get(self.loss_name)
+        if required and self.activations[-1] != required:
+            raise ValueError(f"loss: got {self.loss_name!r} after {self.activations[-1]!r}, needs a {required!r} output")
+        self.params = [(np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)) for W, b in params]
+        self.Y = np.asarray(Y, dtype=np.float64)
+        self.A = [np.asarray(X, dtype=np.float64)]
+        self.Z = []
+        for (W, b), name in zip(self.params, self.activations):
+            self.Z.append(self.A[-1] @ W.T + b)
+            self.A.append(ACTIVATIONS[name](self.Z[-1]))
+        self.reach = [_reach(W, Z) if name in SIGN_SENSITIVE else None
+                      for (W, _), Z, name in zip(self.params, self.Z, self.activations)]
+
+    def loss(self, z: np.ndarray) -> np.ndarray:
+        """The loss from the output layer's pre-activation z, over any leading axes."""
+        return LOSSES[self.loss_name](z, ACTIVATIONS[self.activations[-1]], self.Y)
+
+    def theta(self, l: int) -> tuple[np.ndarray, np.ndarray]:
+        """[W(l) | b(l)] and [A(l-1) | 1]: b(l)[j] is the weight of a constant input 1."""
+        W, b = self.params[l]
+        A_prev = self.A[l]
+        return np.hstack([W, b[:, None]]), np.hstack([A_prev, np.ones((len(A_prev), 1))])
+
+    def perturbation_bytes(self, l: int) -> int:
+        """Working set of one perturbation of layer l: the widest layer it recomputes."""
+        widest = max(Z.shape[1] for Z in self.Z[l + 1 :] or self.Z[l:])
+        return 8 * _ARRAYS_PER_PERTURBATION * len(self.Y) * widest
+
+    def perturbed(self, l: int, j: np.ndarray, dz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Loss and sign change per perturbation p: column j[p] of Z(l) moved by dz[p] (dz: (P, N))."""
+        P, last, names = len(j), len(self.params) - 1, self.activations
+        z_j = self.Z[l][:, j].T + dz  # column j of Z(l), per perturbation: (P, N)
+        changed = _sign_changed(names[l], z_j, self.Z[l][:, j].T)
+        if l == last:
+            z = np.repeat(self.Z[l][None], P, axis=0)
+            z[np.arange(P), :, j] = z_j
+            return self.loss(z), changed
+        dA = ACTIVATIONS[names[l]](z_j) - self.A[l + 1][:, j].T  # column j of A(l)
+        W_next, _ = self.params[l + 1]
+        z = np.multiply(dA[:, :, None], W_next[:, j].T[:, None, :])  # dA W(l+1)[:, j]^T
+        z += self.Z[l + 1]
+        if names[l + 1] in SIGN_SENSITIVE:  # full check only where |dA| can reach the nearest 0
+            near = (2.0 * np.abs(dA) >= self.reach[l + 1][:, j].T).any(axis=1)
+            changed[near] |= _sign_changed(names[l + 1], z[near], self.Z[l + 1])
+        for m in range(l + 1, last):
+            a = ACTIVATIONS[names[m]](z)
+            W, b = self.params[m + 1]
+            z = (a.reshape(-1, a.shape[-1]) @ W.T).reshape(P, a.shape[1], -1)  # Z(m+1), batched
+            z += b
+            changed |= _sign_changed(names[m + 1], z, self.Z[m + 1])
+        return self.loss(z), changed
+
+
+class FiniteDifferences:
+    """The finite-difference oracle: central differences, kink-aware, with Richardson refinement."""
+
+    name = "finite_differences"
+    info = OracleInfo(
+        name, "numpy", np.__version__, True, exact=False,
+        kink_derivatives={"relu": None, "leaky_relu": None},  # no evidence at a kink
+    )
+
+    def __init__(self, chunk_bytes: int = CHUNK_BYTES):
+        self.chunk_bytes = chunk_bytes
+
+    def gradients(self, arch, params, X, Y) -> OracleGradients:
+        """Central differences for every entry, with the entries that crossed no kink marked trusted."""
+        net = _Network(arch, params, X, Y)
+        grads, trusted = [], []
+        for l in range(len(net.params)):
+            theta, A_ext = net.theta(l)
+            h = _step(theta, STEP).ravel()
+            g, ok = np.empty(theta.size), np.empty(theta.size, dtype=bool)
+            size = max(1, self.chunk_bytes // (2 * net.perturbation_bytes(l)))
+            for start in range(0, theta.size, size):
+                entries = np.arange(start, min(start + size, theta.size))
+                j, i = np.divmod(entries, theta.shape[1])
+                dz = h[entries, None] * A_ext[:, i].T  # theta[j, i] +- h moves Z(l)[:, j] by +- h A_ext[:, i]
+                loss, changed = net.perturbed(l, np.concatenate([j, j]), np.concatenate([dz, -dz]))
+                n = len(entries)
+                g[entries] = (loss[:n] - loss[n:]) / (2.0 * h[entries])
+                ok[entries] = ~(changed[:n] | changed[n:])
+            g, ok = g.reshape(theta.shape), ok.reshape(theta.shape)
+            grads.append((g[:, :-1].copy(), g[:, -1].copy()))
+            trusted.append((ok[:, :-1].copy(), ok[:, -1].copy()))
+        kinks = frozenset(name for name, z in zip(net.activations, net.Z) if name in KINKED and (z == 0).any())
+        return OracleGradients(float(net.loss(net.Z[-1])), grads, trusted, kinks)
+
+    def loss_and_gradients(self, arch, params, X, Y) -> tuple[float, Params]:
+        """The contract: the loss and every central difference (untrusted entries included)."""
+        result = self.gradients(arch, params, X, Y)
+        return result.loss, result.grads
+
+    def refine(self, arch, params, X, Y, entries) -> dict[tuple, float]:
+        """A more precise dL/dtheta for a few entries (layer, which, index), which 0: W, 1: b.
+
+        Central differences at h / 2^k, h = REFINE_STEP * max(1, |theta|), k < REFINE_LEVELS, are
+        Richardson-extrapolated. Steps at or above the largest one that changes the sign of a
+        relu, leaky_relu or elu pre-activation are dropped; NaN if fewer than two remain.
+        """
+        net = _Network(arch, params, X, Y)
+        refined = {}
+        for entry in entries:
+            l, which, index = entry
+            theta, A_ext = net.theta(l)
+            j, i = (index[0], index[1]) if which == 0 else (index[0], theta.shape[1] - 1)
+            h = _step(theta[j, i], REFINE_STEP) / 2.0 ** np.arange(REFINE_LEVELS)
+            dz = h[:, None] * A_ext[:, i]
+            loss, changed = net.perturbed(l, np.full(2 * REFINE_LEVELS, j), np.concatenate([dz, -dz]))
+            D = (loss[:REFINE_LEVELS] - loss[REFINE_LEVELS:]) / (2.0 * h)
+            crossing = np.flatnonzero(changed[:REFINE_LEVELS] | changed[REFINE_LEVELS:])
+            refined[entry] = _richardson(D[crossing[-1] + 1 :] if len(crossing) else D)
+        return refined

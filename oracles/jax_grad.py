@@ -1,0 +1,153 @@
+"""JAX grad as an oracle: the contract's network built from jax.nn in float64, on the CPU.
+
+For layer l = 1..L, with A(0) = X (rows are examples):
+
+    Z(l) = A(l-1) W(l)^T + b(l)        A(l) = sigma(Z(l))
+
+and the loss from the output layer's z and a (N examples):
+
+    mse:                  L = (1/N) sum_k ||a_k - y_k||^2
+    cross_entropy:        L = -(1/N) sum_kj y_kj log_softmax(z_k)_j
+    binary_cross_entropy: L = (1/N) sum_kj [y_kj softplus(-z_kj) + (1 - y_kj) softplus(z_kj)]
+
+``jax.value_and_grad`` of L gives dL/dW(l) and dL/db(l). The activations are jax.nn's own,
+gelu in its exact erfc form. At the kinks jax.nn keeps its own convention, declared in
+``info.kink_derivatives``: relu'(0) = 0 as in the contract, but leaky_relu'(0) = 1 (jax.nn
+takes the z >= 0 branch) where the contract takes 0.01.
+
+One compiled function serves many architectures. Compiling per architecture costs 0.2-0.5 s
+and eager mode recompiles every primitive for each new shape (about 1 s a call), while the
+checks ask about hundreds of architectures once each. So every width and the batch are
+rounded up to a power of two (at least 8), the extra neurons get zero weights and biases,
+and each layer's activation and the loss are picked at run time by ``lax.switch`` from
+integer codes. An extra neuron has z = 0 and a finite a, and meets only zero weights in the
+next layer, so the real entries are unchanged (their sums only gain exact zeros); extra
+columns are masked out of softmax, of the loss and of kink detection, extra rows out of the
+loss. jax.jit compiles once per (depth, padded widths, padded batch) and keeps it.
+
+Importing this module enables float64 in JAX (``jax_enable_x64``), which JAX only allows
+globally.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from .base import OracleGradients, OracleInfo
+
+__all__ = ["JaxGrad"]
+
+jax.config.update("jax_enable_x64", True)
+
+LEAKY_SLOPE = 0.01
+KINKED = ("relu", "leaky_relu")
+MIN_PADDED = 8  # smallest padded width or batch: one compile covers all small networks
+_CPU = jax.devices("cpu")[0]
+
+# sigma(z); ``real`` marks the real neurons (columns) of the layer, which only softmax needs.
+ACTIVATIONS = {
+    "identity": lambda z, real: z,
+    "relu": lambda z, real: jax.nn.relu(z),
+    "leaky_relu": lambda z, real: jax.nn.leaky_relu(z, negative_slope=LEAKY_SLOPE),
+    "sigmoid": lambda z, real: jax.nn.sigmoid(z),
+    "tanh": lambda z, real: jnp.tanh(z),
+    "softplus": lambda z, real: jax.nn.softplus(z),
+    "elu": lambda z, real: jax.nn.elu(z),
+    "gelu": lambda z, real: jax.nn.gelu(z, approximate=False),
+    "silu": lambda z, real: jax.nn.silu(z),
+    "softmax": lambda z, real: jax.nn.softmax(z, axis=1, where=real),
+}
+
+
+def _log_softmax(z, real):
+    return jnp.where(real, jax.nn.log_softmax(z, axis=1, where=real), 0.0)  # 0, not -inf, off the real columns
+
+
+# N * L per output entry (k, j), from the output layer's z and a; summed over real entries, / N.
+LOSSES = {
+    "mse": lambda z, a, Y, real: (a - Y) ** 2,
+    "cross_entropy": lambda z, a, Y, real: -Y * _log_softmax(z, real),
+    "binary_cross_entropy": lambda z, a, Y, real: Y * jax.nn.softplus(-z) + (1.0 - Y) * jax.nn.softplus(z),
+}
+
+_ACTIVATION_CODES = {name: code for code, name in enumerate(ACTIVATIONS)}
+_LOSS_CODES = {name: code for code, name in enumerate(LOSSES)}
+
+
+def _network_loss(params, X, Y, activations, loss, sizes, n):
+    """L of the real network inside a padded one, and per layer whether a real z is exactly 0.
+
+    ``activations`` and ``loss`` are codes, ``sizes`` the real widths, ``n`` the real batch.
+    """
+    real_rows = (jnp.arange(X.shape[0]) < n)[:, None]
+    a = X
+    hits = []
+    for l, (W, b) in enumerate(params):
+        real = jnp.arange(W.shape[0]) < sizes[l + 1]
+        z = a @ W.T + b
+        a = lax.switch(activations[l], tuple(ACTIVATIONS.values()), z, real)
+        hits.append(jnp.any((z == 0) & real & real_rows))
+    entries = lax.switch(loss, tuple(LOSSES.values()), z, a, Y, real)
+    return jnp.where(real & real_rows, entries, 0.0).sum() / n, jnp.stack(hits)
+
+
+_value_and_grad = jax.jit(jax.value_and_grad(_network_loss, has_aux=True))
+
+
+def _padded(n: int) -> int:
+    """n rounded up to a power of two, at least MIN_PADDED."""
+    return max(MIN_PADDED, 1 << (n - 1).bit_length())
+
+
+def _pad(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A new float64 array of ``shape``: ``array`` in the leading corner, zeros elsewhere."""
+    out = np.zeros(shape)
+    out[tuple(slice(0, n) for n in np.shape(array))] = array
+    return out
+
+
+def _kink_derivatives() -> dict[str, float]:
+    """d sigma / dz at z = 0, measured by jax.grad on this module's own activations."""
+    return {name: float(jax.grad(partial(ACTIVATIONS[name], real=True))(0.0)) for name in KINKED}
+
+
+class JaxGrad:
+    """The contract's network in JAX; gradients by jax.value_and_grad."""
+
+    name = "jax"
+
+    def __init__(self) -> None:
+        with jax.default_device(_CPU):
+            kink_derivatives = _kink_derivatives()
+        self.info = OracleInfo(
+            name=self.name, framework="jax", version=jax.__version__,
+            available=True, exact=True, kink_derivatives=kink_derivatives,
+        )
+
+    def gradients(self, arch, params, X, Y) -> OracleGradients:
+        """The loss, (dL/dW, dL/db) per layer, and the kinked activations hit at exactly z = 0."""
+        widths = [_padded(n) for n in arch.sizes]
+        rows = _padded(len(X))
+        padded = [(_pad(W, (m, n)), _pad(b, (m,))) for (W, b), n, m in zip(params, widths, widths[1:])]
+        arguments = (
+            padded, _pad(X, (rows, widths[0])), _pad(Y, (rows, widths[-1])),
+            np.array([_ACTIVATION_CODES[name] for name in arch.activations]), _LOSS_CODES[arch.loss],
+            np.array(arch.sizes), len(X),
+        )
+        with jax.default_device(_CPU):
+            (loss, hits), padded_grads = _value_and_grad(*arguments)
+        grads = [
+            (np.asarray(dW)[: W.shape[0], : W.shape[1]].copy(), np.asarray(db)[: b.shape[0]].copy())
+            for (W, b), (dW, db) in zip(params, padded_grads)
+        ]
+        kinks = frozenset(name for name, hit in zip(arch.activations, np.asarray(hits)) if hit and name in KINKED)
+        return OracleGradients(float(loss), grads, trusted=None, kinks=kinks)
+
+    def loss_and_gradients(self, arch, params, X, Y) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
+        result = self.gradients(arch, params, X, Y)
+        return result.loss, result.grads

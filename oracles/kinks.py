@@ -1,0 +1,67 @@
+"""Which kinks can be judged: exact zeros versus zeros that depend on rounding.
+
+A relu/leaky_relu unit whose pre-activation z lies within rounding of 0 has a derivative that
+depends on the last bit of z: two correct implementations that sum in a different order may
+land on different sides of the kink. Such a case proves nothing about either and is set aside.
+A kink is judged only where z is computed exactly in float64 whatever the order: the layer's
+inputs are exact, every product w*a is exactly representable, and all the terms are multiples
+of one power of two whose sum fits in 53 bits. The strategies' grid values and zeroed weight
+rows meet that, so kinks are reached on purpose and judged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference.architecture import KINKED
+
+from .finite_differences import layer_activations
+
+__all__ = ["RADIUS", "rounding_ambiguous"]
+
+# |z| <= RADIUS * (|A_prev| |W|^T + |b|) counts as "within rounding of 0": float64 sums and the
+# activations upstream carry relative errors of a few eps (~1e-15); 1e-10 leaves room for their
+# growth through five layers.
+RADIUS = 1e-10
+_MANTISSA_BITS = 53
+
+
+def _bits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(significant bits, exponent of the lowest set bit) of each float; zeros: (0, +inf)."""
+    fraction, exponent = np.frexp(x)
+    mantissa = np.abs(fraction * 2.0**_MANTISSA_BITS).astype(np.int64)
+    trailing = np.zeros(x.shape, dtype=np.int64)
+    nonzero = mantissa != 0
+    low = mantissa & -mantissa  # lowest set bit
+    trailing[nonzero] = np.log2(low[nonzero]).astype(np.int64)
+    significant = np.where(nonzero, _MANTISSA_BITS - trailing, 0)
+    lowest = np.where(nonzero, exponent - _MANTISSA_BITS + trailing, np.inf)
+    return significant, lowest
+
+
+def _exact_sums(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per (example k, unit j): is z = sum_i A[k,i] W[j,i] + b[j] exact in float64 in any order?"""
+    sig_a, low_a = _bits(A_prev)
+    sig_w, low_w = _bits(W)
+    sig_b, low_b = _bits(b)
+    products_exact = (sig_a[:, None, :] + sig_w[None, :, :] <= _MANTISSA_BITS).all(axis=2)
+    lowest = np.minimum((low_a[:, None, :] + low_w[None, :, :]).min(axis=2), low_b[None, :])
+    total = np.abs(A_prev) @ np.abs(W).T + np.abs(b)
+    with np.errstate(over="ignore"):
+        fits = (total == 0) | (total * (1 + 1e-12) < np.exp2(np.minimum(lowest + _MANTISSA_BITS, 1000.0)))
+    return products_exact & fits & (sig_b <= _MANTISSA_BITS)[None, :]
+
+
+def rounding_ambiguous(arch, params, X: np.ndarray) -> bool:
+    """True when some kinked pre-activation is within rounding of 0 without being exact."""
+    A_prev, inputs_exact = X, True
+    for (W, b), name, (Z, A) in zip(params, arch.activations, layer_activations(arch, params, X)):
+        exact = _exact_sums(A_prev, W, b) if inputs_exact else np.zeros(Z.shape, dtype=bool)
+        if name in KINKED:
+            near = np.abs(Z) <= RADIUS * (np.abs(A_prev) @ np.abs(W).T + np.abs(b))
+            if (near & ~exact).any():
+                return True
+        stays_exact = name in ("identity", "relu") or (name == "leaky_relu" and (Z >= 0).all())
+        inputs_exact = inputs_exact and stays_exact and bool(exact.all())
+        A_prev = A
+    return False

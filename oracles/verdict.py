@@ -1,0 +1,80 @@
+"""One case judged: the source's answer against every oracle, and how a failure is told."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .strategies import Case
+
+from .compare import Comparison, Status, TensorComparison
+from .plugins import Fault
+
+__all__ = ["CaseVerdict", "format_failure", "format_entry"]
+
+MAX_ENTRIES_SHOWN = 6
+
+
+@dataclass(frozen=True)
+class CaseVerdict:
+    """An implementation's answer on one case, compared with each oracle (or the fault it made)."""
+
+    implementation: str
+    case: Case
+    comparisons: tuple[Comparison, ...] = ()
+    fault: Fault | None = None
+    seconds: float = 0.0
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def status(self) -> Status:
+        """ERROR on a fault; DISAGREE if any oracle disagrees; else the strongest evidence there is."""
+        if self.fault is not None:
+            return Status.ERROR
+        statuses = {c.status for c in self.comparisons}
+        for status in (Status.DISAGREE, Status.AGREE, Status.CONVENTION, Status.NO_EVIDENCE):
+            if status in statuses:
+                return status
+        return Status.PENDING
+
+    @property
+    def failed(self) -> bool:
+        return self.status in (Status.DISAGREE, Status.ERROR)
+
+    @property
+    def worst_error(self) -> float:
+        return max((c.worst_error for c in self.comparisons if c.status is not Status.CONVENTION), default=0.0)
+
+
+def format_entry(tensor: TensorComparison, index: tuple[int, ...], oracle: str, where: str) -> str:
+    """``dL/dW[layer 1][0, 2]: got -0.2537, expected -0.2538 (torch) [3-relu-2-identity-2:mse, N=1]``"""
+    position = ", ".join(str(int(i)) for i in index)
+    return f"{tensor.name}[{position}]: got {tensor.got[index]!r}, expected {tensor.expected[index]!r} ({oracle}) [{where}]"
+
+
+def format_failure(verdict: CaseVerdict) -> str:
+    """The minimal counterexample as text: what disagrees, where, and how to rebuild the case."""
+    case = verdict.case
+    lines = [f"{verdict.implementation} is wrong on {case.describe()}"]
+    if verdict.fault is not None:
+        lines.append(f"  fault ({verdict.fault.kind}): {verdict.fault.message}")
+    for comparison in verdict.comparisons:
+        if comparison.status is not Status.DISAGREE:
+            continue
+        agreeing = [t.name for t in comparison.tensors if t.agrees]
+        lines.append(f"  against {comparison.oracle}:")
+        if comparison.loss_error > 0 and comparison.loss_error >= 1e-10:
+            lines.append(f"    loss: got {comparison.loss_got!r}, expected {comparison.loss_expected!r} ({comparison.oracle})")
+        for tensor in comparison.disagreeing:
+            bad = tensor.bad
+            lines.append(f"    {tensor.name}: {len(bad)} of {tensor.compared} entries differ (worst relative error {tensor.error:.3g})")
+            for index in bad[:MAX_ENTRIES_SHOWN]:
+                lines.append("      " + format_entry(tensor, index, comparison.oracle, case.describe()))
+        if agreeing:
+            lines.append(f"    agree: {', '.join(agreeing)}")
+        if comparison.note:
+            lines.append(f"    note: {comparison.note}")
+    lines += [f"  note: {note}" for note in verdict.notes]
+    lines += ["", "Reproduce:", case.reproduction()]
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""Oracle-free properties every correct gradient source has, checked on each source.
+
+- the batch gradient is the mean of the per-example gradients;
+- permuting the batch leaves the gradients unchanged;
+- permuting a hidden layer's neurons permutes the gradients the same way;
+- scaling the loss scales the gradients (cross entropy is linear in Y).
+"""
+
+import numpy as np
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from oracles.kinks import rounding_ambiguous
+from oracles.plugins import answer
+from oracles.strategies import architectures, cases
+
+RTOL = 1e-9  # exact arithmetic reordered: see oracles/tolerances.py ("exact")
+
+
+def _close(got, expected, what, case):
+    for l, ((gW, gb), (eW, eb)) in enumerate(zip(got, expected), start=1):
+        for kind, g, e in (("W", gW, eW), ("b", gb, eb)):
+            scale = max(np.abs(e).max(initial=0.0), np.abs(g).max(initial=0.0), 1e-8)
+            error = np.abs(g - e).max(initial=0.0) / scale
+            assert error <= RTOL, f"{what}: dL/d{kind}[layer {l}] off by {error:.3g} relative [{case.describe()}]\n{case.reproduction()}"
+
+
+def _draw(data, implementation, **bounds):
+    case = data.draw(cases(architectures(activations=implementation.activations, losses=implementation.losses), **bounds), label="case")
+    assume(not rounding_ambiguous(case.arch, case.params, case.X))
+    return case
+
+
+@given(data=st.data())
+def test_batch_gradient_is_mean_of_example_gradients(implementation, data):
+    case = _draw(data, implementation, min_batch=2)
+    _, batch = answer(implementation, case.arch, case.params, case.X, case.Y)
+    singles = [answer(implementation, case.arch, case.params, case.X[k : k + 1], case.Y[k : k + 1])[1] for k in range(case.batch_size)]
+    mean = [tuple(np.mean([s[l][i] for s in singles], axis=0) for i in range(2)) for l in range(case.arch.depth)]
+    _close(batch, mean, "batch gradient vs mean of per-example gradients", case)
+
+
+@given(data=st.data())
+def test_permuting_the_batch_changes_nothing(implementation, data):
+    case = _draw(data, implementation, min_batch=2)
+    order = data.draw(st.permutations(range(case.batch_size)), label="order")
+    _, grads = answer(implementation, case.arch, case.params, case.X, case.Y)
+    _, permuted = answer(implementation, case.arch, case.params, case.X[order], case.Y[order])
+    _close(permuted, grads, "batch permuted", case)
+
+
+@given(data=st.data())
+def test_permuting_hidden_neurons_permutes_gradients(implementation, data):
+    case = _draw(data, implementation)
+    assume(case.arch.depth >= 2)
+    l = data.draw(st.integers(0, case.arch.depth - 2), label="layer")
+    order = np.array(data.draw(st.permutations(range(case.arch.sizes[l + 1])), label="order"))
+    params = [(W.copy(), b.copy()) for W, b in case.params]
+    params[l] = (params[l][0][order], params[l][1][order])  # rows of W(l), entries of b(l)
+    params[l + 1] = (params[l + 1][0][:, order], params[l + 1][1])  # columns of W(l+1)
+    _, grads = answer(implementation, case.arch, case.params, case.X, case.Y)
+    _, permuted = answer(implementation, case.arch, params, case.X, case.Y)
+    expected = [(dW.copy(), db.copy()) for dW, db in grads]
+    expected[l] = (expected[l][0][order], expected[l][1][order])
+    expected[l + 1] = (expected[l + 1][0][:, order], expected[l + 1][1])
+    _close(permuted, expected, f"neurons of layer {l + 1} permuted", case)
+
+
+@given(data=st.data(), c=st.sampled_from([0.5, 2.0, 4.0]))
+def test_scaling_the_loss_scales_the_gradients(implementation, data, c):
+    """Cross entropy is linear in Y: L(cY) = c L(Y), so dL(cY) = c dL(Y)."""
+    assume("cross_entropy" in implementation.losses and "softmax" in implementation.activations)
+    arch = architectures(activations=implementation.activations, losses=("cross_entropy",))
+    case = data.draw(cases(arch), label="case")
+    assume(not rounding_ambiguous(case.arch, case.params, case.X))
+    loss, grads = answer(implementation, case.arch, case.params, case.X, case.Y)
+    scaled_loss, scaled = answer(implementation, case.arch, case.params, case.X, c * case.Y)
+    assert abs(scaled_loss - c * loss) <= RTOL * max(abs(c * loss), 1e-3)
+    _close(scaled, [(c * dW, c * db) for dW, db in grads], f"loss scaled by {c}", case)

@@ -132,6 +132,7 @@ def compare(
                 float(np.abs(got[trusted]).max(initial=0.0)),
                 float(np.abs(want[trusted]).max(initial=0.0)),
                 tolerance.floor * G,
+                tolerance.loss_floor * abs(expected.loss),
                 ABSOLUTE_SCALE,
             )
             tensors.append(TensorComparison(l + 1, kind, got, want, trusted, scale, tolerance.rtol))

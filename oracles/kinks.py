@@ -15,7 +15,7 @@ import numpy as np
 
 from reference.architecture import KINKED
 
-from .finite_differences import layer_activations
+from .finite_differences import ACTIVATIONS  # the judges' own sigma table, not the reference's
 
 __all__ = ["RADIUS", "rounding_ambiguous"]
 
@@ -39,29 +39,39 @@ def _bits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return significant, lowest
 
 
-def _exact_sums(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per (example k, unit j): is z = sum_i A[k,i] W[j,i] + b[j] exact in float64 in any order?"""
+def _exact_sums(A_prev: np.ndarray, inputs_exact: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per (example k, unit j): is z = sum_i A[k,i] W[j,i] + b[j] the same float in every order?
+
+    Each term must be exact: a zero weight, or an exact input whose product with the weight
+    fits in 53 bits; and all terms must be multiples of one power of two whose sum fits in 53 bits.
+    """
     sig_a, low_a = _bits(A_prev)
     sig_w, low_w = _bits(W)
-    sig_b, low_b = _bits(b)
-    products_exact = (sig_a[:, None, :] + sig_w[None, :, :] <= _MANTISSA_BITS).all(axis=2)
-    lowest = np.minimum((low_a[:, None, :] + low_w[None, :, :]).min(axis=2), low_b[None, :])
+    _, low_b = _bits(b)
+    zero_weight = (W == 0)[None, :, :]
+    product_exact = zero_weight | (inputs_exact[:, None, :] & (sig_a[:, None, :] + sig_w[None, :, :] <= _MANTISSA_BITS))
+    lowest = np.minimum(np.where(zero_weight, np.inf, low_a[:, None, :] + low_w[None, :, :]).min(axis=2), low_b[None, :])
     total = np.abs(A_prev) @ np.abs(W).T + np.abs(b)
-    with np.errstate(over="ignore"):
-        fits = (total == 0) | (total * (1 + 1e-12) < np.exp2(np.minimum(lowest + _MANTISSA_BITS, 1000.0)))
-    return products_exact & fits & (sig_b <= _MANTISSA_BITS)[None, :]
+    fits = (total == 0) | (total * (1 + 1e-12) < np.exp2(np.minimum(lowest + _MANTISSA_BITS, 1000.0)))
+    return product_exact.all(axis=2) & fits
 
 
 def rounding_ambiguous(arch, params, X: np.ndarray) -> bool:
     """True when some kinked pre-activation is within rounding of 0 without being exact."""
-    A_prev, inputs_exact = X, True
-    for (W, b), name, (Z, A) in zip(params, arch.activations, layer_activations(arch, params, X)):
-        exact = _exact_sums(A_prev, W, b) if inputs_exact else np.zeros(Z.shape, dtype=bool)
-        if name in KINKED:
-            near = np.abs(Z) <= RADIUS * (np.abs(A_prev) @ np.abs(W).T + np.abs(b))
-            if (near & ~exact).any():
-                return True
-        stays_exact = name in ("identity", "relu") or (name == "leaky_relu" and (Z >= 0).all())
-        inputs_exact = inputs_exact and stays_exact and bool(exact.all())
-        A_prev = A
+    A_prev, inputs_exact = X, np.ones(X.shape, dtype=bool)
+    for (W, b), name in zip(params, arch.activations):
+        Z = A_prev @ W.T + b
+        exact = _exact_sums(A_prev, inputs_exact, W, b)
+        near = np.abs(Z) <= RADIUS * (np.abs(A_prev) @ np.abs(W).T + np.abs(b))
+        if name in KINKED and (near & ~exact).any():
+            return True
+        if name == "identity":
+            inputs_exact = exact
+        elif name == "relu":  # relu of an exact z, or of a z clearly below 0, is exact
+            inputs_exact = exact | ((Z < 0) & ~near)
+        elif name == "leaky_relu":  # 0.01 z is rounded: exact only where z >= 0 exactly
+            inputs_exact = exact & (Z >= 0)
+        else:
+            inputs_exact = np.zeros(Z.shape, dtype=bool)
+        A_prev = ACTIVATIONS[name](Z)
     return False

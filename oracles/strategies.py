@@ -138,17 +138,20 @@ def _normalise_rows(w: np.ndarray) -> np.ndarray:
     return w / w.sum(axis=1, keepdims=True)
 
 
-@st.composite
 def cases(
-    draw,
     architecture: st.SearchStrategy[Architecture] | None = None,
     *,
     min_batch: int = 1,
     max_batch: int = 4,
-) -> Case:
-    """A Case: an architecture (default: ``architectures()``), parameters, X and Y."""
+) -> st.SearchStrategy[Case]:
+    """Cases: an architecture (default: ``architectures()``), parameters, X and Y."""
     _check_bounds("batch", min_batch, max_batch, 1)
-    arch = draw(architecture if architecture is not None else architectures())
+    return _cases(architecture if architecture is not None else architectures(), min_batch, max_batch)
+
+
+@st.composite
+def _cases(draw, architecture: st.SearchStrategy[Architecture], min_batch: int, max_batch: int) -> Case:
+    arch = draw(architecture)
     mode = draw(st.sampled_from(VALUE_MODES))
     n = draw(st.integers(min_batch, max_batch))
     values = {"grid": _GRID, "float": _FLOAT, "saturating": _SATURATING}[mode]

@@ -3,9 +3,11 @@
 A gradient tensor T (one dL/dW or dL/db) agrees when, for every entry it compares,
 
     |got - expected| <= rtol * scale(T),
-    scale(T) = max(||got_T||_inf, ||expected_T||_inf, floor * G, ABSOLUTE_SCALE)
+    scale(T) = max(||got_T||_inf, ||expected_T||_inf, floor * G, loss_floor * |L|, ABSOLUTE_SCALE)
 
-where G is the largest |entry| of the expected gradient over all tensors of the case. The
+where G is the largest |entry| of the expected gradient over all tensors of the case and L
+the loss (finite differences divide a difference of losses by 2h, so their absolute error
+carries |L|). The
 scale is the tensor's own magnitude, so the bound never grows with the number of entries;
 the floor keeps a tensor that is tiny next to the rest of the gradient (behind a saturated
 tanh, where 1 - tanh(z)^2 keeps only about 1e-7 relative precision in every implementation)
@@ -29,6 +31,7 @@ ABSOLUTE_SCALE = 1e-8
 class Tolerance:
     rtol: float  # allowed |got - expected| relative to scale(T)
     floor: float  # scale(T) >= floor * G
+    loss_floor: float  # scale(T) >= loss_floor * |L|
     loss_rtol: float  # allowed |got - expected| for the loss, relative to max(|L|, 1e-3)
     reason: str
 
@@ -37,6 +40,7 @@ TOLERANCES = {
     "exact": Tolerance(
         rtol=1e-9,
         floor=1e-4,
+        loss_floor=0.0,
         loss_rtol=1e-10,
         reason=(
             "Autodiff and hand-written backprop agree to about 1e-15 normwise on ordinary networks "
@@ -49,11 +53,14 @@ TOLERANCES = {
     "finite_differences": Tolerance(
         rtol=1e-6,
         floor=1e-3,
+        loss_floor=1e-4,
         loss_rtol=1e-10,
         reason=(
             "Central differences at h = cbrt(eps)*max(1,|theta|) err by h^2*|L'''|/6 + eps*|L|/h, "
             "about 1e-10 relative on ordinary networks and up to ~1e-7 on saturated softmax outputs "
-            "where L''' is large; entries whose step crosses a kink are not compared at all. A disputed "
+            "where L''' is large. Rounding alone is eps*|L|/h ~ 4e-11*|L| absolute, hence loss_floor 1e-4 "
+            "(1e-6 * 1e-4 = 1e-10 of |L|) for gradients far smaller than the loss (saturated units). "
+            "Entries whose step crosses a kink are not compared at all. A disputed "
             "entry is re-estimated by Richardson extrapolation before it counts."
         ),
     ),

@@ -11,6 +11,7 @@ import random
 import time
 from dataclasses import dataclass
 
+import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, assume, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import FlakyFailure
@@ -18,12 +19,14 @@ from hypothesis.errors import FlakyFailure
 from .base import OracleGradients
 from .compare import Comparison, Status, compare
 from .kinks import rounding_ambiguous
-from .plugins import Fault, Implementation, answer, load, wrap
+from .plugins import Fault, Implementation, answer, load, with_timeout, wrap
 from .registry import Registered, available, registry
 from .strategies import Case, architectures, cases
 from .verdict import CaseVerdict, format_failure
+from .directional import THRESHOLD, as_comparison, directional_check
+from .diagnosis import diagnose
 
-__all__ = ["CheckFailure", "NoOracle", "Summary", "adjudicate", "ask_oracles", "judge", "crosscheck", "as_implementation"]
+__all__ = ["CheckFailure", "NoOracle", "Summary", "adjudicate", "ask_oracles", "judge", "judge_case", "random_case", "crosscheck", "as_implementation"]
 
 MAX_REFINED = 32  # disputed finite-difference entries re-estimated per case
 
@@ -33,12 +36,21 @@ class NoOracle(AssertionError):
 
 
 class CheckFailure(AssertionError):
-    """The implementation disagrees with an oracle; carries the minimal counterexample."""
+    """The implementation disagrees with an oracle; carries the minimal counterexample and, once
+    the search is over, its diagnosis (``.diagnosis``: oracles.diagnosis.Diagnosis, else None)."""
 
     def __init__(self, verdict: CaseVerdict, seed: int):
         self.verdict = verdict
         self.seed = seed
+        self.diagnosis = None
         super().__init__(format_failure(verdict) + f"\n(seed {seed})")
+
+    def diagnosed(self, implementation: Implementation, judges: list[Registered]) -> "CheckFailure":
+        """Itself, with the diagnosis of its verdict in ``.diagnosis`` and in its message.
+        Called once, on the final (shrunk) failure: diagnosing re-judges variations of the case."""
+        self.diagnosis = diagnose(implementation, self.verdict, judges)
+        self.args = (format_failure(self.verdict, self.diagnosis) + f"\n(seed {self.seed})",)
+        return self
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class Summary:
     verdicts: tuple[CaseVerdict, ...]
     seed: int
     rejected: int  # cases whose kinks sat within rounding of 0 (no source can be judged there)
+    unexercised: tuple[str, ...] = ()  # activations and losses outside what it declares: never drawn, never agreement
 
     def count(self, status: Status) -> int:
         return sum(v.status is status for v in self.verdicts)
@@ -59,7 +72,18 @@ class Summary:
             f"{self.implementation}: {len(self.verdicts)} cases against {', '.join(self.oracles)}: "
             f"{self.count(Status.AGREE)} agree, {self.count(Status.CONVENTION)} differ only by a kink convention, "
             f"{self.count(Status.NO_EVIDENCE)} without evidence (seed {self.seed})"
+            + (f"\nnot exercised (outside what it declares it supports): {', '.join(self.unexercised)}" if self.unexercised else "")
         )
+
+
+class _Retired(BaseException):
+    """A fatal fault (a hang, a command that died): out of Hypothesis at once, neither retried
+    nor shrunk, since the implementation can no longer be asked. Not an Exception, so that
+    Hypothesis lets it through as it does KeyboardInterrupt."""
+
+    def __init__(self, verdict: CaseVerdict):
+        super().__init__(verdict)
+        self.verdict = verdict
 
 
 def as_implementation(source) -> Implementation:
@@ -117,13 +141,54 @@ def judge(implementation: Implementation, case: Case, judges: list[Registered], 
     return CaseVerdict(implementation.name, case, tuple(comparisons), seconds=seconds)
 
 
-def crosscheck(implementation, examples: int = 200, seed: int | None = None, oracles: list[str] | None = None, on_verdict=None) -> Summary:
+def judge_case(implementation: Implementation, case: Case, judges: list[Registered], threshold: int = THRESHOLD) -> CaseVerdict:
+    """One case by the method its size calls for, recorded in ``verdict.method``: up to
+    ``threshold`` parameters every entry against each judge (``judge``); above it, where every-entry
+    finite differences would take hours, random directional derivatives that name the wrong
+    entries (oracles.directional), and no framework is asked."""
+    if case.arch.parameter_count <= threshold:
+        return judge(implementation, case, judges)
+    start = time.perf_counter()
+    try:
+        loss, grads = answer(implementation, case.arch, case.params, case.X, case.Y)
+    except Fault as fault:
+        return CaseVerdict(implementation.name, case, fault=fault, seconds=time.perf_counter() - start, method="directional")
+    seconds = time.perf_counter() - start
+    result = directional_check((loss, grads), case.arch, case.params, case.X, case.Y)
+    return CaseVerdict(implementation.name, case, (as_comparison(result, grads),), seconds=seconds, method="directional")
+
+
+def random_case(arch, batch: int, seed: int) -> Case:
+    """A case of the given architecture with random float64 values from ``seed``: W(l) ~ N(0, 1/fan-in),
+    b ~ N(0, 0.01), X ~ N(0, 1); Y ~ N(0, 1) for mse, probability rows for cross_entropy, U(0, 1) for
+    binary_cross_entropy."""
+    rng = np.random.default_rng(seed)
+    params = [(rng.standard_normal((m, n)) / np.sqrt(n), 0.1 * rng.standard_normal(m)) for n, m in zip(arch.sizes, arch.sizes[1:])]
+    X = rng.standard_normal((batch, arch.sizes[0]))
+    shape = (batch, arch.sizes[-1])
+    if arch.loss == "cross_entropy":
+        Y = rng.dirichlet(np.ones(shape[1]), size=batch)
+    elif arch.loss == "binary_cross_entropy":
+        Y = rng.random(shape)
+    else:
+        Y = rng.standard_normal(shape)
+    return Case(arch, params, X, Y)
+
+
+def crosscheck(
+    implementation, examples: int = 200, seed: int | None = None, oracles: list[str] | None = None, on_verdict=None,
+    timeout: float | None = None,
+) -> Summary:
     """Judge ``implementation`` on ``examples`` generated cases against every available oracle.
 
     Returns a Summary when everything agrees; raises CheckFailure (an AssertionError) with the
     shrunk counterexample otherwise, and NoOracle when there is nothing to judge with.
+    ``timeout``: seconds per call before the implementation counts as hung (default: its own,
+    plugins.DEFAULT_TIMEOUT unless it was loaded with another; ``math.inf``: no limit).
     """
     implementation = as_implementation(implementation)
+    if timeout is not None:
+        implementation = with_timeout(implementation, timeout)
     judges = available(oracles)
     if not judges:
         reasons = "; ".join(f"{r.info.name}: {r.info.reason}" for r in registry())
@@ -150,19 +215,25 @@ def crosscheck(implementation, examples: int = 200, seed: int | None = None, ora
         if rounding_ambiguous(case.arch, case.params, case.X):
             rejected += 1
             assume(False)
-        verdict = judge(implementation, case, judges)
+        verdict = judge_case(implementation, case, judges)
         verdicts.append(verdict)
         if on_verdict is not None:
             on_verdict(verdict)
+        if verdict.fault is not None and verdict.fault.fatal:
+            raise _Retired(verdict)
         if verdict.failed:
             raise CheckFailure(verdict, seed)
 
     try:
         search()
+    except CheckFailure as failure:
+        raise failure.diagnosed(implementation, judges)
+    except _Retired as retired:
+        raise CheckFailure(retired.verdict, seed).diagnosed(implementation, judges) from None
     except FlakyFailure as error:
         failures = [e for e in error.exceptions if isinstance(e, CheckFailure)]
         if not failures:
             raise
-        raise failures[0] from None
+        raise failures[0].diagnosed(implementation, judges) from None
     names = tuple(r.info.name for r in judges)
-    return Summary(implementation.name, names, tuple(verdicts), seed, rejected)
+    return Summary(implementation.name, names, tuple(verdicts), seed, rejected, implementation.unexercised)

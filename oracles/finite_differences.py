@@ -5,8 +5,10 @@ For each parameter theta (every W(l)[j, i] and b(l)[j])
     dL/dtheta ~ (L(theta + h) - L(theta - h)) / 2h,     h = cbrt(eps) * max(1, |theta|)
 
 whose error is h^2 L'''/6 (truncation) plus about eps |L| / h (rounding); the cube root of
-machine epsilon balances the two. h is then replaced by (|theta| + h) - |theta|, so that
-theta + h and theta - h are floats and the step taken is exactly the step divided by.
+machine epsilon balances the two. h is then replaced by (|theta| + h) - |theta|: whenever
+|theta| >= h (Sterbenz) theta + h and theta - h are then floats, so the points evaluated are
+exactly h away and no representation error enters the quotient; below that they round by at
+most eps h.
 
 The network is this module's own, in float64, as the contract defines it (rows are examples):
 
@@ -31,64 +33,80 @@ from scipy.special import expit, log_softmax, ndtr, softmax
 
 from .base import OracleGradients, OracleInfo
 
-__all__ = ["FiniteDifferences", "STEP", "REFINE_STEP", "REFINE_LEVELS", "CHUNK_BYTES", "SIGN_SENSITIVE"]
+__all__ = [
+    "ACTIVATIONS", "CHUNK_BYTES", "FiniteDifferences", "LOSSES", "REFINE_LEVELS", "REFINE_STEP", "SIGN_SENSITIVE", "STEP", "step",
+]
 
 Params = list[tuple[np.ndarray, np.ndarray]]
 
 STEP = float(np.cbrt(np.finfo(np.float64).eps))  # relative step of the central difference
 REFINE_STEP = 2.0**-7  # relative step of refine's largest central difference
 REFINE_LEVELS = 8  # refine halves the step this many times, less one
-CHUNK_BYTES = 64 * 2**20  # working set of one batch of perturbations
-_ARRAYS_PER_PERTURBATION = 6  # float64 arrays of one layer's shape alive at once per perturbation
+CHUNK_BYTES = 4 * 2**20  # buffers of one batch of perturbations: cache-sized, and paged in once per call
+_ARRAYS_PER_PERTURBATION = 3  # buffers of the widest recomputed layer per perturbation: z, a, sign
 KINKED = ("relu", "leaky_relu")  # not differentiable at 0
 SIGN_SENSITIVE = KINKED + ("elu",)  # a step across 0 breaks the central-difference error bound
 
+# sigma(z, out): each writes into out (a buffer other than z) when given one, else allocates.
 ACTIVATIONS = {
-    "identity": lambda z: z,
-    "relu": lambda z: np.maximum(z, 0.0),
-    "leaky_relu": lambda z: np.maximum(z, 0.01 * z),
-    "sigmoid": expit,
-    "tanh": np.tanh,
-    "softplus": lambda z: np.logaddexp(0.0, z),
-    "elu": lambda z: np.maximum(z, 0.0) + np.expm1(np.minimum(z, 0.0)),
-    "gelu": lambda z: z * ndtr(z),
-    "silu": lambda z: z * expit(z),
-    "softmax": lambda z: softmax(z, axis=-1),
+    "identity": lambda z, out=None: z,
+    "relu": lambda z, out=None: np.maximum(z, 0.0, out=out),
+    "leaky_relu": lambda z, out=None: np.maximum(z, np.multiply(z, 0.01, out=out), out=out),  # max(z, 0.01 z)
+    "sigmoid": lambda z, out=None: expit(z, out=out),
+    "tanh": lambda z, out=None: np.tanh(z, out=out),
+    "softplus": lambda z, out=None: np.logaddexp(0.0, z, out=out),  # log(1 + e^z)
+    # elu = max(z, e^min(z, 0) - 1): z above 0; below, e^z - 1 >= z
+    "elu": lambda z, out=None: np.maximum(z, np.expm1(np.minimum(z, 0.0, out=out), out=out), out=out),
+    "gelu": lambda z, out=None: np.multiply(z, ndtr(z, out=out), out=out),  # z Phi(z)
+    "silu": lambda z, out=None: np.multiply(z, expit(z, out=out), out=out),  # z sigmoid(z)
+    "softmax": lambda z, out=None: softmax(z, axis=-1),  # output layer only
 }
 
+
+def _mse(z, sigma, Y):
+    """(1/N) sum_k ||a_k - y_k||^2."""
+    d = sigma(z) - Y
+    return np.square(d, out=d).sum(axis=(-2, -1)) / len(Y)
+
+
+def _cross_entropy(z, sigma, Y):
+    """-(1/N) sum_kj y_kj log softmax(z_k)_j."""
+    return -(Y * log_softmax(z, axis=-1)).sum(axis=(-2, -1)) / len(Y)
+
+
+def _binary_cross_entropy(z, sigma, Y):
+    """(1/N) sum_kj [y softplus(-z) + (1 - y) softplus(z)], as -log sigmoid(z) = softplus(-z)."""
+    return (Y * np.logaddexp(0.0, -z) + (1.0 - Y) * np.logaddexp(0.0, z)).sum(axis=(-2, -1)) / len(Y)
+
+
 # Each loss from the output layer's Z (..., N, n), the output activation and Y (N, n) -> shape (...).
-LOSSES = {
-    # (1/N) sum_k ||a_k - y_k||^2
-    "mse": lambda z, sigma, Y: ((sigma(z) - Y) ** 2).sum(axis=(-2, -1)) / len(Y),
-    # -(1/N) sum_kj y_kj log softmax(z_k)_j
-    "cross_entropy": lambda z, sigma, Y: -(Y * log_softmax(z, axis=-1)).sum(axis=(-2, -1)) / len(Y),
-    # (1/N) sum_kj [y softplus(-z) + (1 - y) softplus(z)]: -log sigmoid(z) = softplus(-z)
-    "binary_cross_entropy": lambda z, sigma, Y: (
-        Y * np.logaddexp(0.0, -z) + (1.0 - Y) * np.logaddexp(0.0, z)
-    ).sum(axis=(-2, -1)) / len(Y),
-}
+LOSSES = {"mse": _mse, "cross_entropy": _cross_entropy, "binary_cross_entropy": _binary_cross_entropy}
 _OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
 
 
-def _step(theta: np.ndarray, relative: float) -> np.ndarray:
+def step(theta: np.ndarray, relative: float = STEP) -> np.ndarray:
     """h = relative * max(1, |theta|), rounded so that theta +- h are floats: (|theta| + h) - |theta|."""
     magnitude = np.abs(theta)
     return (magnitude + relative * np.maximum(1.0, magnitude)) - magnitude
 
 
-def _sign_changed(name: str, z: np.ndarray, z_base: np.ndarray) -> np.ndarray:
+def _sign_changed(name: str, z: np.ndarray, z_base: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Per perturbation (leading axis): does any pre-activation of a sign-sensitive layer change sign?"""
     if name not in SIGN_SENSITIVE:
         return np.zeros(len(z), dtype=bool)
-    return (np.sign(z) != np.sign(z_base)).any(axis=tuple(range(1, z.ndim)))
+    return (np.sign(z, out=out) != np.sign(z_base)).any(axis=tuple(range(1, z.ndim)))
 
 
 def _reach(W: np.ndarray, Z: np.ndarray) -> np.ndarray:
-    """reach[k, j] = min_i |Z[k, i]| / |W[i, j]|: the least change of A(l-1)[k, j] that can bring
-    some Z(l)[k, i] to 0 (inf if W[:, j] = 0). Columns moved by less keep their signs."""
-    absW, reach = np.abs(W), np.empty((Z.shape[0], W.shape[1]))
-    for k, z in enumerate(np.abs(Z)):
-        reach[k] = np.divide(z[:, None], absW, out=np.full(W.shape, np.inf), where=absW > 0).min(axis=0)
+    """reach[k, j] = min_i |Z[k, i]| / |W[i, j]| (inf where W[i, j] = 0): the least change of
+    A(l-1)[k, j] that can bring some Z(l)[k, i] to 0. A column moved by less keeps every sign."""
+    absW, absZ = np.abs(W), np.abs(Z)
+    reach = np.empty((len(Z), W.shape[1]))
+    rows = max(1, 2**17 // W.size)  # examples per block: about 1 MB of ratios
+    for k in range(0, len(Z), rows):
+        ratio = np.full((len(absZ[k : k + rows]),) + W.shape, np.inf)
+        np.divide(absZ[k : k + rows, :, None], absW, out=ratio, where=absW > 0)
+        reach[k : k + rows] = ratio.min(axis=1)
     return reach
 
 
@@ -113,7 +131,11 @@ def _richardson(D: np.ndarray) -> float:
 
 
 class _Network:
-    """One (arch, params, X, Y) with its forward cache: Z[l] and A[l] (A[0] = X, A[l+1] = sigma(Z[l]))."""
+    """One (arch, params, X, Y) with its forward cache: Z[l] and A[l] (A[0] = X, A[l+1] = sigma(Z[l])).
+
+    Perturbed passes write into buffers kept here, reused from chunk to chunk: fresh arrays of
+    this size would be paged in again for every chunk, which costs as much as the arithmetic.
+    """
 
     def __init__(self, arch, params, X, Y):
         self.activations = tuple(arch.activations)
@@ -121,6 +143,8 @@ class _Network:
         for name in self.activations:
             if name not in ACTIVATIONS:
                 raise ValueError(f"activations: got {name!r}, known: {', '.join(ACTIVATIONS)}")
+        if "softmax" in self.activations[:-1]:
+            raise ValueError(f"activations: got softmax in a hidden layer of {self.activations!r}, output only")
         if self.loss_name not in LOSSES:
             raise ValueError(f"loss: got {self.loss_name!r}, known: {', '.join(LOSSES)}")
         required = _OUTPUT.get(self.loss_name)
@@ -133,8 +157,18 @@ class _Network:
         for (W, b), name in zip(self.params, self.activations):
             self.Z.append(self.A[-1] @ W.T + b)
             self.A.append(ACTIVATIONS[name](self.Z[-1]))
-        self.reach = [_reach(W, Z) if name in SIGN_SENSITIVE else None
-                      for (W, _), Z, name in zip(self.params, self.Z, self.activations)]
+        self.reach = [None] + [  # layer l+1's, for perturbations of layer l
+            _reach(W, Z) if name in SIGN_SENSITIVE else None
+            for (W, _), Z, name in zip(self.params[1:], self.Z[1:], self.activations[1:])
+        ]
+        self._buffers: dict[tuple[str, int], np.ndarray] = {}
+
+    def buffer(self, kind: str, l: int, shape: tuple[int, ...]) -> np.ndarray:
+        """A reusable float64 array of this shape for (kind, layer l); its contents are garbage."""
+        size = int(np.prod(shape))
+        if self._buffers.get((kind, l), np.empty(0)).size < size:
+            self._buffers[kind, l] = np.empty(size)
+        return self._buffers[kind, l][:size].reshape(shape)
 
     def loss(self, z: np.ndarray) -> np.ndarray:
         """The loss from the output layer's pre-activation z, over any leading axes."""
@@ -153,26 +187,30 @@ class _Network:
 
     def perturbed(self, l: int, j: np.ndarray, dz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Loss and sign change per perturbation p: column j[p] of Z(l) moved by dz[p] (dz: (P, N))."""
-        P, last, names = len(j), len(self.params) - 1, self.activations
-        z_j = self.Z[l][:, j].T + dz  # column j of Z(l), per perturbation: (P, N)
-        changed = _sign_changed(names[l], z_j, self.Z[l][:, j].T)
+        (P, N), last, names = dz.shape, len(self.params) - 1, self.activations
+        z_base = self.Z[l][:, j].T
+        z_j = z_base + dz  # column j of Z(l), per perturbation: (P, N)
+        changed = _sign_changed(names[l], z_j, z_base)
         if l == last:
-            z = np.repeat(self.Z[l][None], P, axis=0)
+            z = self.buffer("z", l, (P,) + self.Z[l].shape)
+            z[...] = self.Z[l]
             z[np.arange(P), :, j] = z_j
             return self.loss(z), changed
         dA = ACTIVATIONS[names[l]](z_j) - self.A[l + 1][:, j].T  # column j of A(l)
         W_next, _ = self.params[l + 1]
-        z = np.multiply(dA[:, :, None], W_next[:, j].T[:, None, :])  # dA W(l+1)[:, j]^T
+        z = self.buffer("z", l + 1, (P,) + self.Z[l + 1].shape)
+        np.multiply(dA[:, :, None], W_next[:, j].T[:, None, :], out=z)  # Z(l+1) + dA W(l+1)[:, j]^T
         z += self.Z[l + 1]
-        if names[l + 1] in SIGN_SENSITIVE:  # full check only where |dA| can reach the nearest 0
+        if names[l + 1] in SIGN_SENSITIVE:  # check in full only where dA can reach the nearest 0
             near = (2.0 * np.abs(dA) >= self.reach[l + 1][:, j].T).any(axis=1)
             changed[near] |= _sign_changed(names[l + 1], z[near], self.Z[l + 1])
         for m in range(l + 1, last):
-            a = ACTIVATIONS[names[m]](z)
+            a = ACTIVATIONS[names[m]](z, out=self.buffer("a", m, z.shape))
             W, b = self.params[m + 1]
-            z = (a.reshape(-1, a.shape[-1]) @ W.T).reshape(P, a.shape[1], -1)  # Z(m+1), batched
+            z = self.buffer("z", m + 1, (P,) + self.Z[m + 1].shape)
+            np.matmul(a.reshape(P * N, -1), W.T, out=z.reshape(P * N, -1))  # Z(m+1), batched
             z += b
-            changed |= _sign_changed(names[m + 1], z, self.Z[m + 1])
+            changed |= _sign_changed(names[m + 1], z, self.Z[m + 1], out=self.buffer("a", m + 1, z.shape))
         return self.loss(z), changed
 
 
@@ -194,7 +232,7 @@ class FiniteDifferences:
         grads, trusted = [], []
         for l in range(len(net.params)):
             theta, A_ext = net.theta(l)
-            h = _step(theta, STEP).ravel()
+            h = step(theta).ravel()
             g, ok = np.empty(theta.size), np.empty(theta.size, dtype=bool)
             size = max(1, self.chunk_bytes // (2 * net.perturbation_bytes(l)))
             for start in range(0, theta.size, size):
@@ -229,7 +267,7 @@ class FiniteDifferences:
             l, which, index = entry
             theta, A_ext = net.theta(l)
             j, i = (index[0], index[1]) if which == 0 else (index[0], theta.shape[1] - 1)
-            h = _step(theta[j, i], REFINE_STEP) / 2.0 ** np.arange(REFINE_LEVELS)
+            h = step(theta[j, i], REFINE_STEP) / 2.0 ** np.arange(REFINE_LEVELS)
             dz = h[:, None] * A_ext[:, i]
             loss, changed = net.perturbed(l, np.full(2 * REFINE_LEVELS, j), np.concatenate([dz, -dz]))
             D = (loss[:REFINE_LEVELS] - loss[REFINE_LEVELS:]) / (2.0 * h)

@@ -64,6 +64,24 @@ TOLERANCES = {
             "entry is re-estimated by Richardson extrapolation before it counts."
         ),
     ),
+    "directional": Tolerance(
+        rtol=1e-8,
+        floor=1e-4,
+        loss_floor=0.0,
+        loss_rtol=1e-10,
+        reason=(
+            "A random direction v on one tensor compares <g, v> with a central difference D(h) "
+            "(oracles/directional.py). The difference's own error is bounded separately, by 8 dL/h "
+            "with dL the measured rounding of the loss (errors seen: at most 1.1 dL/h) plus the "
+            "measured truncation; rtol covers the rest relative to ||g * v||_2, the typical size of "
+            "the random sum: summation error in <g, v> (below 1e-11 for a million entries) and the "
+            "truncation left at h0 (below 1e-11 measured). A single entry is seen when its error "
+            "exceeds 1e-8 ||g * v||_2: the price of a randomized check is that this grows with the "
+            "square root of the tensor's size, which localization then pins down entry by entry. The "
+            "floor, 1e-4 of the rms gradient entry the differences see, plays the exact comparison's "
+            "role behind saturated units; no loss_floor: the rounding of L is the measured 8 dL/h term."
+        ),
+    ),
 }
 
 

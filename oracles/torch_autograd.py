@@ -52,7 +52,7 @@ ACTIVATIONS = {
     "softmax": lambda z: torch.softmax(z, dim=1),
 }
 
-# L(z, a, Y) * N for the output layer; divided by N once in ``_loss``.
+# N * L from the output layer's z and a; divided by N once, in ``gradients``.
 LOSSES = {
     "mse": lambda z, a, Y: ((a - Y) ** 2).sum(),
     "cross_entropy": lambda z, a, Y: -(Y * torch.log_softmax(z, dim=1)).sum(),

@@ -26,6 +26,7 @@ class CaseVerdict:
     fault: Fault | None = None
     seconds: float = 0.0
     notes: tuple[str, ...] = field(default=())
+    method: str = "oracles"  # how it was judged: "oracles" (every entry, each oracle) or "directional" (oracles/directional.py)
 
     @property
     def status(self) -> Status:
@@ -50,11 +51,12 @@ class CaseVerdict:
 def format_entry(tensor: TensorComparison, index: tuple[int, ...], oracle: str, where: str) -> str:
     """``dL/dW[layer 1][0, 2]: got -0.2537, expected -0.2538 (torch) [3-relu-2-identity-2:mse, N=1]``"""
     position = ", ".join(str(int(i)) for i in index)
-    return f"{tensor.name}[{position}]: got {tensor.got[index]!r}, expected {tensor.expected[index]!r} ({oracle}) [{where}]"
+    return f"{tensor.name}[{position}]: got {float(tensor.got[index])!r}, expected {float(tensor.expected[index])!r} ({oracle}) [{where}]"
 
 
-def format_failure(verdict: CaseVerdict) -> str:
-    """The minimal counterexample as text: what disagrees, where, and how to rebuild the case."""
+def format_failure(verdict: CaseVerdict, diagnosis=None) -> str:
+    """The minimal counterexample as text: what disagrees, where, what it most likely means
+    (``diagnosis``, an oracles.diagnosis.Diagnosis, when given), and how to rebuild the case."""
     case = verdict.case
     lines = [f"{verdict.implementation} is wrong on {case.describe()}"]
     if verdict.fault is not None:
@@ -76,5 +78,7 @@ def format_failure(verdict: CaseVerdict) -> str:
         if comparison.note:
             lines.append(f"    note: {comparison.note}")
     lines += [f"  note: {note}" for note in verdict.notes]
+    if diagnosis is not None:
+        lines += ["", "diagnosis:"] + [f"  {line}" for line in str(diagnosis).splitlines()]
     lines += ["", "Reproduce:", case.reproduction()]
     return "\n".join(lines)

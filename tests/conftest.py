@@ -1,10 +1,12 @@
 """Hypothesis profiles: ``ci`` (deterministic, the default) and ``thorough`` (deep sweeps).
 
 Choose with ``--hypothesis-profile=thorough`` or the environment variable HYPOTHESIS_PROFILE.
+Also ``broken_crosscheck``: one crosscheck per broken implementation per session, shared.
 """
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -24,3 +26,26 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def broken_crosscheck():
+    """``run(bug, examples=200, seed=2026)``: crosscheck of ``tests.broken.CATALOGUE[bug]``, run at most
+    once per session for each (bug, examples, seed) and shared by every test that asks (test_broken,
+    test_diagnosis): the CheckFailure it raised (with ``.verdict`` and ``.diagnosis``), or the Summary
+    it returned. One crosscheck of a bug takes seconds to a minute; the catalogue, minutes."""
+    from oracles.crosscheck import CheckFailure, crosscheck
+    from tests.broken import CATALOGUE
+
+    results = {}
+
+    def run(bug: str, examples: int = 200, seed: int = 2026):
+        key = (bug, examples, seed)
+        if key not in results:
+            try:
+                results[key] = crosscheck(CATALOGUE[bug], examples=examples, seed=seed)
+            except CheckFailure as failure:
+                results[key] = failure
+        return results[key]
+
+    return run

@@ -1,0 +1,129 @@
+"""``chainrule report``: run the sweep, write DIR/results.json, then DIR/index.html from it.
+
+    sources   the reference, each --impl, each --cmd, each installed entry point (one that cannot
+              be loaded gets an error verdict, reports/sources.py)
+    cases     the article's worked example + ``--examples`` generated from ``--seed``
+    records   every implementation x oracle x case, and every pair of oracles (reports/sweep.py)
+    failures  each failing implementation's shrunk counterexample (reports/failures.py)
+
+Exit status as ``chainrule check``: 2 when a plug-in could not be loaded or started (the
+others are still checked and the report still written), else 1 when any comparison disagrees
+or a source errs, else 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.metadata
+import platform
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from oracles.registry import available
+from oracles.tolerances import TOLERANCES
+
+from . import html, results
+from .article import article_case, article_values
+from .explain import article_walkthrough
+from .failures import find_counterexample
+from .records import Environment, Report, Settings, Status, ToleranceRow
+from .sources import load_plugins, oracle_sources
+from .sweep import ARTICLE, case_info, generate, sweep
+
+__all__ = ["build_report", "exit_status", "report_command"]
+
+EXIT_AGREE, EXIT_DISAGREE, EXIT_USAGE = 0, 1, 2
+FAILED = (Status.DISAGREE, Status.ERROR)
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _environment() -> Environment:
+    return Environment(
+        platform.python_version(), np.__version__, _version("torch"), _version("jax"), _version("chainrule"), platform.platform()
+    )
+
+
+@contextmanager
+def _progress():
+    """A rich progress bar on stderr (plain lines when stderr is not a terminal)."""
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=False,
+    )
+    with progress:
+        yield progress
+
+
+def build_report(impls: list[str], cmds: list[str], examples: int, seed: int, jobs: int = 1) -> Report:
+    """Everything the report shows, with a progress bar on stderr while it works."""
+    started, date = time.perf_counter(), datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    plugins, implementations, sources = load_plugins(impls, cmds)
+    try:
+        judges = available()
+        with _progress() as progress:
+            task = progress.add_task("generating cases", total=None)
+            drawn, rejected = generate(examples, seed)
+            numbered = [(ARTICLE, article_case())] + [(f"case-{k:03d}", case) for k, case in enumerate(drawn, start=1)]
+            progress.update(task, description="judging cases", total=len(numbered), completed=0)
+            records = sweep(numbered, plugins, implementations, judges, jobs, lambda n: progress.advance(task, n))
+            cases = dict(numbered)
+            failing = [
+                (implementation, next(cases[r.case] for r in records if r.implementation == implementation.name and r.status in FAILED))
+                for implementation in implementations
+                if any(r.implementation == implementation.name and r.status in FAILED for r in records)
+            ]
+            counterexamples = []
+            if failing:
+                shrink = progress.add_task("shrinking counterexamples", total=len(failing))
+                for implementation, first in failing:
+                    counterexamples.append(find_counterexample(implementation, judges, first, examples, seed))
+                    progress.advance(shrink)
+            article = article_values(implementations, judges)
+    finally:
+        for implementation in implementations:
+            implementation.close()
+    tolerances = tuple(
+        ToleranceRow(kind, t.rtol, tuple((f.name, getattr(t, f.name)) for f in dataclasses.fields(t) if f.name != "reason"), t.reason)
+        for kind, t in TOLERANCES.items()
+    )
+    settings = Settings(seed, examples, jobs, date, time.perf_counter() - started, rejected)
+    return Report(
+        settings, _environment(), tolerances, tuple(sources + oracle_sources()),
+        tuple(case_info(case_id, case) for case_id, case in numbered), tuple(records),
+        tuple(counterexamples), article, article_walkthrough(),
+    )
+
+
+def exit_status(report: Report) -> int:
+    """2 if a plug-in could not be loaded, 1 if anything disagreed or erred (or nothing could judge), else 0."""
+    if any(not s.available and s.kind != "oracle" for s in report.sources):
+        return EXIT_USAGE
+    if not any(s.available for s in report.sources if s.kind == "oracle"):
+        return EXIT_DISAGREE
+    return EXIT_DISAGREE if any(r.status in FAILED for r in report.records) else EXIT_AGREE
+
+
+def report_command(args) -> int:
+    """``chainrule report``: results.json, then index.html rendered from that file alone."""
+    report = build_report(args.impl, args.cmd, args.examples, args.seed, args.jobs)
+    for source in report.sources:
+        if not source.available and source.kind != "oracle":
+            print(f"chainrule: error: {source.detail}", file=sys.stderr)
+    out = Path(args.out)
+    results.write(report, out / "results.json")
+    html.write(results.read_json(out / "results.json"), out / "index.html")
+    print(f"{out / 'index.html'}: {len(report.cases)} cases, {len(report.records)} comparisons")
+    return exit_status(report)

@@ -1,0 +1,77 @@
+"""The gradient sources of a report: the reference, each --impl, each --cmd, every implementation
+installed under the entry-point group ``chainrule.implementations``, and the oracles.
+
+A plug-in that cannot be loaded or started does not stop the others: it becomes a Source
+with ``available=False`` and the one-line reason, and the report gives it an error verdict.
+Names are made unique (a second source called "reference" is listed with its spec), since
+records are keyed by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from oracles.plugins import Implementation, LoadError, entry_point_names, load, load_entry_point
+from oracles.registry import registry
+
+from .records import Source
+
+__all__ = ["REFERENCE", "Plugin", "load_plugins", "open_plugin", "oracle_sources"]
+
+REFERENCE = "reference:Reference"
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """How to (re)open a judged implementation: kind "impl" (MODULE:ATTR), "cmd" (a command) or
+    "entry" (an installed entry point's name)."""
+
+    kind: str
+    spec: str
+    name: str = ""  # the unique name it is reported under, once loaded
+
+
+def open_plugin(plugin: Plugin) -> Implementation:
+    """Load or start it (LoadError when it cannot be); the jsonlines module only for commands."""
+    if plugin.kind == "cmd":
+        from oracles.jsonlines import command
+
+        implementation = command(plugin.spec)
+    elif plugin.kind == "entry":
+        implementation = load_entry_point(plugin.spec)
+    else:
+        implementation = load(plugin.spec)
+    return dataclasses.replace(implementation, name=plugin.name) if plugin.name else implementation
+
+
+def load_plugins(impls: list[str], cmds: list[str]) -> tuple[list[Plugin], list[Implementation], list[Source]]:
+    """The reference, every --impl, every --cmd, then every installed entry point, in that order:
+    (the loaded plug-ins, their implementations, every source including those that failed to load)."""
+    wanted = [Plugin("impl", REFERENCE)] + [Plugin("impl", s) for s in impls] + [Plugin("cmd", c) for c in cmds]
+    wanted += [Plugin("entry", name) for name in entry_point_names()]
+    plugins, implementations, sources, taken = [], [], [], {r.info.name for r in registry()}
+    for position, plugin in enumerate(wanted):
+        kind = "plugin" if position else "reference"
+        try:
+            implementation = open_plugin(plugin)
+        except LoadError as error:
+            sources.append(Source(plugin.spec, kind, plugin.spec, str(error), available=False))
+            continue
+        name = implementation.name if implementation.name not in taken else f"{implementation.name} [{plugin.spec}]"
+        taken.add(name)
+        plugins.append(dataclasses.replace(plugin, name=name))
+        implementations.append(dataclasses.replace(implementation, name=name))
+        unexercised = implementation.unexercised
+        sources.append(Source(name, kind, plugin.spec, f"not exercised (outside what it declares): {', '.join(unexercised)}" if unexercised else ""))
+    return plugins, implementations, sources
+
+
+def oracle_sources() -> list[Source]:
+    """Every known oracle, available or not, with its framework and version (or why it is missing)."""
+    sources = []
+    for registered in registry():
+        info = registered.info
+        detail = f"{info.framework} {info.version}, {'exact' if info.exact else 'approximate'}" if info.available else info.reason
+        sources.append(Source(info.name, "oracle", info.framework, detail, info.available))
+    return sources

@@ -1,0 +1,146 @@
+"""The sweep: the article's case and Hypothesis-generated ones, every source judged on each.
+
+Cases come from ``oracles.strategies.cases()`` through a ``@given`` function run in the
+generate phase only, seeded, with no example database: the same seed and count give the same
+cases on every machine. A case whose kink lies within rounding of 0 proves nothing about
+anyone (oracles/kinks.py) and is set aside, counted.
+
+Each case asks the oracles once; every implementation is judged on those same answers
+(``oracles.crosscheck.judge``), and every two oracles are judged against each other. In a pair
+the approximate oracle judges (its tolerance and its trust mask are the ones that apply: a
+finite difference across a kink is no evidence), with Richardson refinement of disputed
+entries (``adjudicate``); between two exact oracles, the earlier in the registry judges.
+
+``--jobs N`` spreads chunks of cases over N processes; each reopens the plug-ins itself. Every
+record depends on its case alone, so the records are the same for any N (timings aside).
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable
+
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
+
+from oracles.compare import compare
+from oracles.crosscheck import adjudicate, ask_oracles, judge
+from oracles.kinks import rounding_ambiguous
+from oracles.plugins import Implementation
+from oracles.registry import Registered, available
+from oracles.strategies import Case, cases
+from oracles.tolerances import TOLERANCES, tolerance_for
+
+from .records import CaseInfo, Record
+from .sources import Plugin, open_plugin
+
+__all__ = ["ARTICLE", "case_info", "generate", "judge_case", "method", "oracle_pairs", "sweep"]
+
+ARTICLE = "article"  # the id of the article's worked example among the cases
+CHUNK = 8  # cases per task with --jobs
+
+
+def generate(examples: int, seed: int) -> tuple[list[Case], int]:
+    """``examples`` cases drawn from ``cases()`` with this seed: (the usable ones, how many were set aside)."""
+    drawn, rejected = [], 0
+
+    @settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        derandomize=False,
+        phases=(Phase.generate,),
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
+    )
+    @hypothesis_seed(seed)
+    @given(cases())
+    def collect(case: Case) -> None:
+        nonlocal rejected
+        if rounding_ambiguous(case.arch, case.params, case.X):
+            rejected += 1
+        else:
+            drawn.append(case)
+
+    collect()
+    return drawn, rejected
+
+
+def case_info(case_id: str, case: Case) -> CaseInfo:
+    return CaseInfo(case_id, case.describe(), case.arch.activations, case.arch.loss, case.arch.depth, case.batch_size)
+
+
+def method(registered: Registered) -> str:
+    """The row of TOLERANCES that judges with this oracle."""
+    tolerance = tolerance_for(registered.info)
+    return next(kind for kind, row in TOLERANCES.items() if row is tolerance)
+
+
+def oracle_pairs(judges: list[Registered]) -> list[tuple[Registered, Registered]]:
+    """(judged, judge) for every two oracles: an approximate oracle judges an exact one; else the earlier judges."""
+    return [(b, a) if a.info.exact <= b.info.exact else (a, b) for a, b in itertools.combinations(judges, 2)]
+
+
+def judge_case(case_id: str, case: Case, implementations: list[Implementation], judges: list[Registered]) -> list[Record]:
+    """Every record of one case: each implementation against each oracle, then each pair of oracles."""
+    answers = ask_oracles(case, judges)
+    records = []
+    for implementation in implementations:
+        blank = [Record(implementation.name, registered.info.name, case_id) for registered in judges]
+        if not implementation.supports(case.arch):
+            records += [record.skipped("outside the activations and losses it declares") for record in blank]
+            continue
+        verdict = judge(implementation, case, judges, answers)
+        if verdict.fault is not None:
+            records += [record.faulted(verdict.fault, verdict.seconds) for record in blank]
+        else:
+            records += [
+                record.decided(comparison, verdict.seconds, method(registered))
+                for record, comparison, registered in zip(blank, verdict.comparisons, judges)
+            ]
+    for judged, judging in oracle_pairs(judges):
+        got, seconds = answers[judged.info.name]
+        expected, _ = answers[judging.info.name]
+        comparison = compare(got.loss, got.grads, expected, judging.info, source=judged.info)
+        comparison = adjudicate(comparison, judging, case, got.loss, got.grads, source=judged.info)
+        records.append(Record(judged.info.name, judging.info.name, case_id).decided(comparison, seconds, method(judging)))
+    return records
+
+
+_worker: dict = {}  # per process with --jobs: the reopened implementations and the judges
+
+
+def _start_worker(plugins: list[Plugin]) -> None:
+    _worker["implementations"] = [open_plugin(plugin) for plugin in plugins]
+    _worker["judges"] = available()
+
+
+def _judge_chunk(chunk: list[tuple[str, Case]]) -> list[Record]:
+    return [record for case_id, case in chunk for record in judge_case(case_id, case, _worker["implementations"], _worker["judges"])]
+
+
+def sweep(
+    numbered: list[tuple[str, Case]],
+    plugins: list[Plugin],
+    implementations: list[Implementation],
+    judges: list[Registered],
+    jobs: int = 1,
+    advance: Callable[[int], None] = lambda done: None,
+) -> list[Record]:
+    """Every record over the cases, in case order; ``advance(n)`` after each n cases judged."""
+    if jobs <= 1:
+        records = []
+        for case_id, case in numbered:
+            records += judge_case(case_id, case, implementations, judges)
+            advance(1)
+        return records
+    chunks = [numbered[i : i + CHUNK] for i in range(0, len(numbered), CHUNK)]
+    context = multiprocessing.get_context("spawn")  # fork after torch/jax start threads can deadlock
+    records = []
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(plugins,)) as pool:
+        for chunk, chunk_records in zip(chunks, pool.map(_judge_chunk, chunks)):
+            records += chunk_records
+            advance(len(chunk))
+    return records

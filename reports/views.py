@@ -1,0 +1,226 @@
+"""What the page shows, derived from a Report (read from results.json) and nothing else.
+
+- verdicts: per implementation, the strongest status over its cases (records.overall), where a
+  case's status is the strongest over its oracles;
+- matrix: per (source, oracle) pair, the worst error over the cases compared (AGREE or
+  DISAGREE: a convention difference is listed apart, NO_EVIDENCE compared nothing); a pair of
+  oracles is one set of records, shown in both cells;
+- coverage: cases per activation x loss and per depth x batch size, with the failing ones;
+- distributions: a histogram of every compared pair's errors with its tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+from reference.architecture import ACTIVATION_NAMES, LOSS_NAMES
+
+from . import plots
+from .records import Record, Report, Source, Status, overall
+
+__all__ = ["View", "view"]
+
+COMPARED = (Status.AGREE, Status.DISAGREE)
+FAILED = (Status.DISAGREE, Status.ERROR)
+ARTICLE_RTOL = 1e-6  # the article prints at most 8 digits; finite differences reach them to ~1e-7, any classic bug misses by far more
+
+
+def _number(x: float) -> str:
+    """Compact: 10 significant digits, as the article writes them (-0.985, 1.815)."""
+    return format(float(x) + 0.0, ".10g")
+
+
+def _error(x: float | None) -> str:
+    return "—" if x is None else ("0" if x == 0 else f"{x:.1e}")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    status: str  # a Status value
+    text: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    count: int
+    status: str  # "agree", "disagree", "none", "self"
+    colour: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Distribution:
+    implementation: str
+    oracle: str
+    method: str
+    plot: plots.Histogram
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A coverage table: rows x columns of (cases checked, cases failing)."""
+
+    title: str
+    row_label: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, tuple[tuple[int, int], ...]], ...]
+
+
+@dataclass(frozen=True)
+class View:
+    report: Report
+    verdicts: tuple[Verdict, ...]
+    oracles: tuple[str, ...]
+    matrix: tuple[tuple[str, str, tuple[Cell, ...]], ...]  # (source, kind, cells per oracle)
+    legend: tuple[tuple[str, str], ...]
+    grids: tuple[Grid, ...]
+    distributions: tuple[Distribution, ...]
+    conventions: tuple[tuple[Record, str], ...]  # with the case's description
+    failures: tuple  # (Counterexample, [(Disagreement, [(TensorView, rows of (got, expected, bad, title))])])
+    article: tuple[tuple[str, str, tuple[tuple[str, bool], ...]], ...]  # (label, published, (value, matches) per source)
+    cases: tuple[tuple[str, str, str, str], ...]  # (id, description, status, how it was judged)
+
+
+def _case_statuses(records: list[Record]) -> dict[str, Status]:
+    by_case = defaultdict(list)
+    for record in records:
+        by_case[record.case].append(record.status)
+    return {case: overall(statuses) for case, statuses in by_case.items()}
+
+
+def _verdict(source: Source, records: list[Record], oracles: tuple[str, ...]) -> Verdict:
+    if not source.available:
+        return Verdict(source.name, Status.ERROR.value, f"error: {source.detail}")
+    if not oracles:
+        return Verdict(source.name, Status.PENDING.value, "not checked: no oracle is available")
+    cases = _case_statuses(records)
+    count = {status: sum(s is status for s in cases.values()) for status in Status}
+    status = overall(cases.values())
+    if status is Status.ERROR:
+        faults = sorted({r.note for r in records if r.status is Status.ERROR})
+        text = f"error on {count[Status.ERROR]} of {len(cases)} cases: {faults[0]}"
+    elif status is Status.DISAGREE:
+        text = f"DISAGREES on {count[Status.DISAGREE]} of {len(cases)} cases against {', '.join(oracles)}"
+    elif status is Status.AGREE:
+        text = f"agrees on {count[Status.AGREE]} cases against {', '.join(oracles)}"
+    else:
+        text = "never shown to agree"
+    extras = [(Status.CONVENTION, "differ only by a kink convention"), (Status.NO_EVIDENCE, "without evidence"), (Status.SKIPPED, "skipped (not supported)")]
+    text += "".join(f"; {count[s]} {what}" for s, what in extras if count[s])
+    text += f"; {source.detail}" if source.detail else ""
+    return Verdict(source.name, status.value, text)
+
+
+def _pair(records: list[Record], row: str, column: str) -> list[Record]:
+    return [r for r in records if (r.implementation, r.oracle) in ((row, column), (column, row))]
+
+
+def _cell(records: list[Record], row: str, column: str) -> Cell:
+    if row == column:
+        return Cell("—", 0, "self", "", "an oracle against itself")
+    compared = [r for r in _pair(records, row, column) if r.status in COMPARED]
+    if not compared:
+        return Cell("—", 0, "none", "", "no case compared")
+    worst = max(r.worst_error for r in compared)
+    disagreeing = sum(r.status is Status.DISAGREE for r in compared)
+    status = Status.DISAGREE if disagreeing else Status.AGREE
+    title = f"{row} vs {column}: worst relative error {worst!r} over {len(compared)} cases" + (f", {disagreeing} disagreeing" if disagreeing else "")
+    return Cell(_error(worst), len(compared), status.value, plots.colour(worst), title)
+
+
+def _grids(report: Report, failed_cases: set[str]) -> tuple[Grid, ...]:
+    def tally(key_row, key_column, rows, columns):
+        counts = defaultdict(lambda: [0, 0])
+        for case in report.cases:
+            for r in key_row(case):
+                counts[r, key_column(case)][0] += 1
+                counts[r, key_column(case)][1] += case.id in failed_cases
+        return tuple((str(r), tuple(tuple(counts[r, c]) for c in columns)) for r in rows)
+
+    depths = range(1, max([5] + [c.depth for c in report.cases]) + 1)
+    batches = range(1, max([4] + [c.batch for c in report.cases]) + 1)
+    return (
+        Grid("Activation × loss", "activation", LOSS_NAMES, tally(lambda c: set(c.activations), lambda c: c.loss, ACTIVATION_NAMES, LOSS_NAMES)),
+        Grid("Depth × batch size", "depth", tuple(f"N={n}" for n in batches), tally(lambda c: (c.depth,), lambda c: f"N={c.batch}", depths, [f"N={n}" for n in batches])),
+    )
+
+
+def _distributions(report: Report, rows: list[str], oracles: tuple[str, ...], tolerances: dict) -> tuple[Distribution, ...]:
+    plotted = []
+    for row in rows:
+        for column in oracles:
+            compared = [r for r in report.records if r.implementation == row and r.oracle == column and r.status in COMPARED]
+            if compared:
+                points = [(r.worst_error, r.status is Status.DISAGREE) for r in compared]
+                method = compared[0].method
+                plotted.append(Distribution(row, column, method, plots.histogram(points, tolerances[method].rtol)))
+    return tuple(plotted)
+
+
+def _failures(report: Report):
+    """Counterexamples with each tensor laid out as rows of (got, expected, bad) cells."""
+    shaped = []
+    for example in report.counterexamples:
+        disagreements = []
+        for disagreement in example.disagreements:
+            tensors = []
+            for tensor in disagreement.tensors:
+                columns = tensor.shape[-1] if tensor.shape else 1
+                bad = {i[0] * columns + i[1] if len(i) == 2 else (i[0] if i else 0) for i in tensor.bad}
+                cells = [(f"{g:.6g}", f"{e:.6g}", k in bad, f"got {g!r}, expected {e!r}") for k, (g, e) in enumerate(zip(tensor.got, tensor.expected))]
+                tensors.append((tensor, [cells[r : r + columns] for r in range(0, len(cells), columns)]))
+            disagreements.append((disagreement, tensors))
+        shaped.append((example, disagreements))
+    return tuple(shaped)
+
+
+def _article(report: Report) -> tuple:
+    article = report.article
+    rows = []
+    for k, (label, published) in enumerate(zip(article.labels, article.published)):
+        values = tuple(
+            (_number(s.values[k]), math.isclose(s.values[k], published, rel_tol=ARTICLE_RTOL)) if s.values else ("—", False)
+            for s in article.sources
+        )
+        rows.append((label, _number(published), values))
+    return tuple(rows)
+
+
+def _cases(report: Report, oracles: tuple[str, ...]) -> tuple:
+    by_case = defaultdict(list)
+    for record in report.records:
+        by_case[record.case].append(record)
+    rows = []
+    for case in report.cases:
+        records = by_case[case.id]
+        methods = []
+        for oracle in oracles:
+            judged = [r for r in records if r.oracle == oracle and r.method]
+            notes = sorted({r.note for r in judged if r.note})
+            if judged:
+                methods.append(f"{oracle} ({judged[0].method}{': ' + '; '.join(notes) if notes else ''})")
+        rows.append((case.id, case.description, overall(r.status for r in records).value, ", ".join(methods)))
+    return tuple(rows)
+
+
+def view(report: Report) -> View:
+    """Everything the template draws."""
+    tolerances = {row.kind: row for row in report.tolerances}
+    oracles = tuple(s.name for s in report.sources if s.kind == "oracle" and s.available)
+    judged = [s for s in report.sources if s.kind != "oracle"]
+    verdicts = tuple(_verdict(s, [r for r in report.records if r.implementation == s.name], oracles) for s in judged)
+    rows = [s.name for s in judged if s.available] + list(oracles)
+    kinds = {s.name: s.kind for s in report.sources}
+    matrix = tuple((row, kinds[row], tuple(_cell(report.records, row, column) for column in oracles)) for row in rows)
+    failed_cases = {r.case for r in report.records if r.status in FAILED}
+    descriptions = {c.id: c.description for c in report.cases}
+    conventions = tuple((r, descriptions[r.case]) for r in report.records if r.status is Status.CONVENTION)
+    return View(
+        report, verdicts, oracles, matrix, tuple(plots.legend()), _grids(report, failed_cases),
+        _distributions(report, rows, oracles, tolerances), conventions, _failures(report),
+        _article(report), _cases(report, oracles),
+    )

@@ -1,0 +1,363 @@
+"""Every way in, each accepting a correct implementation and rejecting a wrong one with the wrong
+tensor named: the Python API, ``chainrule check``, entry points, ``pytest --impl/--cmd``, and
+JSON-lines commands in Python and Node.js.
+
+A throwaway package is written to a temporary directory and only pointed at (sys.path,
+PYTHONPATH); a ``*.dist-info`` beside it declares its entry points, which is all
+importlib.metadata needs.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from chainrule.cli import main
+from oracles.compare import Status
+from oracles.jsonlines import command
+from oracles.plugins import ENTRY_POINT_GROUP, Implementation, LoadError, entry_point_implementations, entry_point_names, load_entry_point
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON_EXAMPLE = f"{sys.executable} {REPO / 'examples/python/backprop.py'}"
+WRONG_EXAMPLE = f"{sys.executable} {REPO / 'examples/python/wrong_backprop.py'}"
+NODE_EXAMPLE = f"node {REPO / 'examples/node/backprop.js'}"
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+JUDGE = "finite_differences"  # rejections are shown against one judge (numpy only): shrinking asks it hundreds of times
+# A wrong implementation in JavaScript: the example's answer with dL/db of the first layer doubled.
+WRONG_NODE = """
+const readline = require("readline");
+const { lossAndGradients } = require(process.argv[2]);
+readline.createInterface({ input: process.stdin }).on("line", (line) => {
+  const request = JSON.parse(line);
+  if (request.describe) return console.log(JSON.stringify({ name: "js-wrong" }));
+  const answer = lossAndGradients(request);
+  answer.grads[0].b = answer.grads[0].b.map((v) => 2 * v);
+  console.log(JSON.stringify(answer));
+});
+"""
+
+# A partial implementation, as another project would write it: four activations, two losses.
+GOOD = '''
+import numpy as np
+
+
+def _sigmoid(z):
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _softplus(z):
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
+SIGMA = {
+    "identity": (lambda z: z, lambda z: np.ones_like(z)),
+    "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z > 0).astype(float)),
+    "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
+    "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z))),
+}
+
+
+class Backprop:
+    name = "demo-backprop"
+    activations = tuple(SIGMA)
+    losses = ("mse", "binary_cross_entropy")
+    two = 2.0  # d/da (a - y)^2 = 2 (a - y)
+
+    def loss_and_gradients(self, arch, params, X, Y):
+        zs, As = [], [X]
+        for (W, b), name in zip(params, arch.activations):
+            zs.append(As[-1] @ W.T + b)
+            As.append(SIGMA[name][0](zs[-1]))
+        N, z, a = len(X), zs[-1], As[-1]
+        if arch.loss == "mse":
+            loss = ((a - Y) ** 2).sum() / N
+            dZ = self.two * (a - Y) / N * SIGMA[arch.activations[-1]][1](z)
+        else:
+            loss = (Y * _softplus(-z) + (1.0 - Y) * _softplus(z)).sum() / N
+            dZ = (a - Y) / N
+        grads = []
+        for l in reversed(range(len(params))):
+            grads.insert(0, (dZ.T @ As[l], dZ.sum(axis=0)))
+            if l > 0:
+                dZ = (dZ @ params[l][0]) * SIGMA[arch.activations[l - 1]][1](zs[l - 1])
+        return float(loss), grads
+'''
+
+WRONG = '''
+from demo_pkg.good import Backprop as Good
+
+
+class Backprop(Good):
+    name = "demo-backprop-bias-twice"
+
+    def loss_and_gradients(self, arch, params, X, Y):
+        loss, grads = super().loss_and_gradients(arch, params, X, Y)
+        grads[0] = (grads[0][0], 2 * grads[0][1])  # the bias gradient of layer 1 counted twice
+        return loss, grads
+'''
+
+# The nested pytest run leaves out Hypothesis's explain phase, which traces every failing
+# example's coverage and triples the time a failure takes; it adds nothing to what is checked.
+NO_EXPLAIN = '''
+import pytest
+from hypothesis import Phase, settings
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    phases = [p for p in settings.default.phases if p is not Phase.explain]
+    settings.register_profile("no-explain", settings(settings.default, phases=phases))
+    settings.load_profile("no-explain")
+'''
+
+HANGS = '''
+import time
+
+from demo_pkg.good import Backprop as Good
+
+
+class Backprop(Good):
+    def loss_and_gradients(self, arch, params, X, Y):
+        time.sleep(60)
+'''
+
+ENTRY_POINTS = f"""
+[{ENTRY_POINT_GROUP}]
+demo-good = demo_pkg.good:Backprop
+demo-wrong = demo_pkg.wrong:Backprop
+demo-broken = demo_pkg.missing:Nothing
+"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A directory on sys.path holding demo_pkg and its dist-info (entry points)."""
+    root = tmp_path_factory.mktemp("site")
+    package = root / "demo_pkg"
+    package.mkdir()
+    for name, text in (("__init__", ""), ("good", GOOD), ("wrong", WRONG), ("hangs", HANGS)):
+        (package / f"{name}.py").write_text(textwrap.dedent(text))
+    info = root / "chainrule_demo_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: chainrule-demo-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(ENTRY_POINTS)
+    sys.path.insert(0, str(root))
+    yield root
+    sys.path.remove(str(root))
+    for name in [m for m in sys.modules if m == "demo_pkg" or m.startswith("demo_pkg.")]:
+        del sys.modules[name]
+
+
+def test_import_oracles_exports_crosscheck_without_importing_frameworks():
+    code = (
+        "import sys, oracles.crosscheck, oracles.plugins\n"  # the submodule first: the package must still give the function
+        "from oracles import crosscheck, CheckFailure, Summary\n"
+        "assert callable(crosscheck) and issubclass(CheckFailure, AssertionError), crosscheck\n"
+        "assert oracles.__all__ == ['crosscheck', 'CheckFailure', 'Summary']\n"
+        "print(sorted(m for m in ('torch', 'jax') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_api_accepts_a_correct_implementation_and_says_what_was_not_exercised(site):
+    from demo_pkg.good import Backprop
+    from oracles import Summary, crosscheck
+
+    summary = crosscheck(Backprop(), examples=20, seed=0)
+    assert isinstance(summary, Summary) and len(summary.verdicts) > 0
+    assert all(v.case.arch.loss in Backprop.losses and set(v.case.arch.activations) <= set(Backprop.activations) for v in summary.verdicts)
+    assert summary.count(Status.AGREE) + summary.count(Status.CONVENTION) + summary.count(Status.NO_EVIDENCE) == len(summary.verdicts)
+    assert summary.unexercised == ("leaky_relu", "softplus", "elu", "gelu", "silu", "softmax", "cross_entropy")
+    assert "not exercised (outside what it declares it supports): leaky_relu, softplus, elu, gelu, silu, softmax, cross_entropy" in str(summary)
+
+
+def test_api_rejects_a_wrong_implementation_with_an_assertion_naming_the_tensor(site):
+    from demo_pkg.wrong import Backprop
+    from oracles import CheckFailure, crosscheck
+
+    with pytest.raises(AssertionError) as caught:
+        crosscheck(Backprop(), examples=30, seed=0, oracles=[JUDGE])
+    assert isinstance(caught.value, CheckFailure)
+    text = str(caught.value)
+    assert text.startswith("demo-backprop-bias-twice is wrong on 1-") and text.splitlines()[0].endswith("N=1")
+    assert "dL/db[layer 1]: 1 of 1 entries differ" in text and "Reproduce:" in text
+
+
+def test_check_command_accepts_a_python_implementation_and_says_what_was_not_exercised(site, capsys):
+    assert main(["check", "demo_pkg.good:Backprop", "--examples", "20", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "demo-backprop: 20 cases against" in out and "not exercised (outside what it declares it supports): leaky_relu" in out
+
+
+def test_entry_points_are_found_loaded_and_broken_ones_reported(site):
+    assert {"demo-good", "demo-wrong", "demo-broken"} <= set(entry_point_names())
+    found = dict(entry_point_implementations())
+    assert isinstance(found["demo-good"], Implementation) and found["demo-good"].name == "demo-backprop"
+    assert found["demo-good"].losses == ("mse", "binary_cross_entropy")
+    assert isinstance(found["demo-broken"], LoadError) and "No module named 'demo_pkg.missing'" in str(found["demo-broken"])
+    from oracles import crosscheck
+
+    assert crosscheck(load_entry_point("demo-good"), examples=10, seed=1).count(Status.AGREE) > 0
+    assert isinstance(load_entry_point("demo-wrong"), Implementation)  # rejected in the pytest run below
+    with pytest.raises(LoadError, match="no entry point 'nothing'"):
+        load_entry_point("nothing")
+
+
+def test_oracles_command_lists_plugged_in_implementations(site, capsys):
+    assert main(["oracles"]) == 0
+    out = capsys.readouterr().out
+    assert f"plugged-in implementations (entry points, group {ENTRY_POINT_GROUP})" in out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("demo-")}
+    assert "demo-backprop" in lines["demo-good"] and "not exercised: leaky_relu" in lines["demo-good"]
+    assert "cannot load" in lines["demo-broken"] and "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [(PYTHON_EXAMPLE, "numpy-backprop (examples/python): 40 cases"), pytest.param(NODE_EXAMPLE, "js-backprop (examples/node): 40 cases", marks=needs_node)],
+    ids=["python", "node"],
+)
+def test_check_command_accepts_a_correct_command(capsys, spec, expected):
+    assert main(["check", "--cmd", spec, "--examples", "40", "--seed", "2"]) == 0
+    out = capsys.readouterr().out
+    assert expected in out and "not exercised" not in out, out
+
+
+@pytest.mark.parametrize("language", ["python", pytest.param("node", marks=needs_node)])
+def test_check_command_rejects_a_wrong_command_naming_the_tensor(capsys, tmp_path, language):
+    if language == "python":
+        spec, name, tensor = WRONG_EXAMPLE, "wrong-backprop", "dL/db[layer 1]: 1 of 1 entries differ"
+    else:
+        (tmp_path / "wrong.js").write_text(WRONG_NODE)
+        spec, name, tensor = f"node {tmp_path / 'wrong.js'} {REPO / 'examples/node/backprop.js'}", "js-wrong", "dL/db[layer 1]: 1 of 1 entries differ"
+    assert main(["check", "--cmd", spec, "--examples", "30", "--seed", "2", "--oracles", JUDGE]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(name) and tensor in out and "Reproduce:" in out, out
+
+
+@needs_node
+def test_node_example_computes_exact_gelu_in_both_tails():
+    """gelu through erfc ported to JavaScript, on saturating networks of gelu layers only."""
+    import dataclasses
+
+    from oracles import crosscheck
+
+    implementation = command(NODE_EXAMPLE)
+    try:
+        gelu_only = dataclasses.replace(implementation, activations=("gelu",), losses=("mse",))
+        summary = crosscheck(gelu_only, examples=40, seed=5, oracles=["torch", "jax"])
+        assert summary.count(Status.AGREE) == len(summary.verdicts) > 0
+        assert any(abs(W).max() > 4 for v in summary.verdicts for W, _ in v.case.params), "no saturating case drawn"
+    finally:
+        implementation.close()
+
+
+def test_command_declaring_limits_is_only_asked_those_and_says_so(tmp_path):
+    script = tmp_path / "limited.py"
+    script.write_text(textwrap.dedent(f'''
+        import json, sys
+        sys.path.insert(0, {str(REPO)!r})
+        import numpy as np
+        from reference import Architecture, Reference
+
+        for line in sys.stdin:
+            request = json.loads(line)
+            if request.get("describe"):
+                print(json.dumps({{"name": "limited", "activations": ["identity", "relu", "softmax"], "losses": ["cross_entropy", "binary_cross_entropy"]}}), flush=True)
+                continue
+            assert request["loss"] == "cross_entropy" and set(request["activations"]) <= {{"identity", "relu", "softmax"}}, request
+            arch = Architecture(request["sizes"], request["activations"], request["loss"])
+            params = [(np.array(p["W"]).reshape(m, n), np.array(p["b"])) for p, n, m in zip(request["params"], arch.sizes, arch.sizes[1:])]
+            X, Y = np.array(request["X"]).reshape(-1, arch.sizes[0]), np.array(request["Y"]).reshape(-1, arch.sizes[-1])
+            loss, grads = Reference().loss_and_gradients(arch, params, X, Y)
+            print(json.dumps({{"loss": loss, "grads": [{{"W": dW.tolist(), "b": db.tolist()}} for dW, db in grads]}}), flush=True)
+    '''))
+    from oracles import crosscheck
+
+    implementation = command(f"{sys.executable} {script}")
+    try:
+        assert implementation.name == "limited" and implementation.losses == ("cross_entropy", "binary_cross_entropy")
+        summary = crosscheck(implementation, examples=20, seed=0, oracles=[JUDGE])
+    finally:
+        implementation.close()
+    assert summary.unexercised == ("leaky_relu", "sigmoid", "tanh", "softplus", "elu", "gelu", "silu", "mse", "binary_cross_entropy (needs sigmoid)")
+    assert "not exercised" in str(summary)
+
+
+def _junit(path: Path) -> dict[str, str]:
+    """test id -> "passed", "failed: <message>", "error: <message>" or "skipped"."""
+    outcomes = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        for kind in ("failure", "error", "skipped"):
+            element = case.find(kind)
+            if element is not None:
+                outcomes[case.get("name")] = f"{kind}: {element.get('message', '')}\n{element.text or ''}"
+                break
+        else:
+            outcomes[case.get("name")] = "passed"
+    return outcomes
+
+
+def test_pytest_runs_the_suite_on_every_source_one_test_id_each(site, tmp_path):
+    """One pytest run with every kind of source: the good ones pass, the wrong ones fail naming
+    the tensor, a hung one and one that cannot start fail alone, and --max-examples holds."""
+    junit = tmp_path / "junit.xml"
+    crash = tmp_path / "crash.py"
+    crash.write_text("import sys\nsys.exit('ImportError: no model')\n")
+    (tmp_path / "chainrule_no_explain.py").write_text(NO_EXPLAIN)
+    node = ["--cmd", NODE_EXAMPLE] if shutil.which("node") else []
+    argv = [
+        sys.executable, "-m", "pytest", "tests/test_agreement.py", "-p", "no:cacheprovider", "-q", "-p", "no:xdist", "-p", "chainrule_no_explain",
+        "-k", "agrees_with_oracle and finite_differences", "--max-examples", "10", "--hypothesis-show-statistics",
+        "--impl", "demo_pkg.good:Backprop", "--impl", "demo_pkg.wrong:Backprop", "--impl", "demo_pkg.hangs:Backprop",
+        "--cmd", PYTHON_EXAMPLE, *node, "--cmd", f"{sys.executable} {crash}",
+        "--impl-timeout", "1", f"--junitxml={junit}",
+    ]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(tmp_path), str(REPO)]))
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    outcomes = _junit(junit)
+    test = "test_agrees_with_oracle[finite_differences-{}]".format
+    expected_ids = {
+        test("reference"), test("impl=demo_pkg.good:Backprop"), test("impl=demo_pkg.wrong:Backprop"), test("impl=demo_pkg.hangs:Backprop"),
+        test(f"cmd={PYTHON_EXAMPLE}"), test(f"cmd={sys.executable} {crash}"),
+        test("entry=demo-good"), test("entry=demo-wrong"), test("entry=demo-broken"),
+    } | ({test(f"cmd={NODE_EXAMPLE}")} if node else set())
+    assert set(outcomes) == expected_ids, result.stdout[-3000:]
+    for passing in ("reference", "impl=demo_pkg.good:Backprop", f"cmd={PYTHON_EXAMPLE}", "entry=demo-good") + ((f"cmd={NODE_EXAMPLE}",) if node else ()):
+        assert outcomes[test(passing)] == "passed", outcomes[test(passing)]
+    for wrong in ("impl=demo_pkg.wrong:Backprop", "entry=demo-wrong"):
+        assert outcomes[test(wrong)].startswith("failure") and "dL/db[layer 1]" in outcomes[test(wrong)], outcomes[test(wrong)]
+    hung = outcomes[test("impl=demo_pkg.hangs:Backprop")]  # shrinking ends on a case it was no longer asked
+    assert hung.startswith("failure") and "timeout: did not answer within 1 s" in hung, hung
+    assert outcomes[test(f"cmd={sys.executable} {crash}")].startswith("error") and "ImportError: no model" in outcomes[test(f"cmd={sys.executable} {crash}")]
+    assert outcomes[test("entry=demo-broken")].startswith("error") and "cannot load" in outcomes[test("entry=demo-broken")]
+    # --max-examples: the passing tests ran exactly 10 examples each
+    assert result.stdout.count("Stopped because settings.max_examples=10") >= 4, result.stdout[-3000:]
+    # the terminal summary names what the partial implementation never exercised, and the hung one
+    assert "impl=demo_pkg.good:Backprop: not exercised (outside what it declares it supports): leaky_relu" in result.stdout
+    assert "impl=demo_pkg.hangs:Backprop: retired after a fatal fault (timeout)" in result.stdout
+
+
+def test_pytest_plugin_leaves_other_projects_implementation_fixture_alone(tmp_path):
+    (tmp_path / "test_theirs.py").write_text(textwrap.dedent('''
+        import pytest
+
+        @pytest.fixture
+        def implementation(request):
+            assert not hasattr(request, "param"), "parametrized by chainrule's plugin"
+            return "theirs"
+
+        def test_uses_their_fixture(implementation):
+            assert implementation == "theirs"
+    '''))
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", str(tmp_path / "test_theirs.py"), "--rootdir", str(tmp_path), "--impl", "x:y"]
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0 and "test_uses_their_fixture PASSED" in result.stdout, result.stdout + result.stderr

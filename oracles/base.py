@@ -29,6 +29,7 @@ class OracleGradients:
     grads: Params
     trusted: list[tuple[np.ndarray, np.ndarray]] | None = None  # None: every entry is evidence
     kinks: frozenset[str] = frozenset()  # kinked activations with a pre-activation exactly 0 here
+    sensitivity: list[tuple[np.ndarray, np.ndarray]] | None = None  # tolerances.sensitivity of the case
 
     def trusted_mask(self, layer: int, which: int) -> np.ndarray:
         """Boolean mask of the entries of grads[layer][which] (0: W, 1: b) that are evidence."""

@@ -128,10 +128,11 @@ def compare(
             got = np.asarray(grads[l][which], dtype=np.float64)
             want = pair[which]
             trusted = expected.trusted_mask(l, which)
+            M = float(np.abs(expected.sensitivity[l][which]).max(initial=0.0)) if expected.sensitivity else 0.0
             scale = max(
                 float(np.abs(got[trusted]).max(initial=0.0)),
                 float(np.abs(want[trusted]).max(initial=0.0)),
-                tolerance.floor * G,
+                tolerance.floor * max(G, M),
                 tolerance.loss_floor * abs(expected.loss),
                 ABSOLUTE_SCALE,
             )

@@ -17,6 +17,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import FlakyFailure
 
 from .base import OracleGradients
+from .tolerances import sensitivity
 from .compare import Comparison, Status, compare
 from .kinks import rounding_ambiguous
 from .plugins import Fault, Implementation, answer, load, with_timeout, wrap
@@ -119,7 +120,7 @@ def adjudicate(comparison: Comparison, registered: Registered, case: Case, loss:
     for (l, which, index), value in refined.items():
         grads_fd[l][which][index] = value
         trusted[l][which][index] = trusted[l][which][index] and value == value  # NaN: crossed a kink
-    again = compare(loss, grads, OracleGradients(comparison.loss_expected, grads_fd, trusted), registered.info, source=source)
+    again = compare(loss, grads, OracleGradients(comparison.loss_expected, grads_fd, trusted, sensitivity=sensitivity(case.arch, case.params, case.X, case.Y)), registered.info, source=source)
     note = f"{len(refined)} disputed entries re-estimated by Richardson extrapolation"
     return Comparison(again.oracle, again.status, again.loss_got, again.loss_expected, again.loss_error, again.tensors, note)
 
@@ -156,6 +157,16 @@ def judge_case(implementation: Implementation, case: Case, judges: list[Register
     seconds = time.perf_counter() - start
     result = directional_check((loss, grads), case.arch, case.params, case.X, case.Y)
     return CaseVerdict(implementation.name, case, (as_comparison(result, grads),), seconds=seconds, method="directional")
+
+
+def _deciding_judge(verdict: CaseVerdict, judges: list[Registered]) -> list[Registered]:
+    """The first judge (registry order: the fastest exact one first) that rejected the verdict.
+
+    Shrinking re-asks hundreds of cases; one judge that already rejected the failing case is
+    enough to keep it failing, and the shrunk case is judged by all of them afterwards."""
+    rejecting = {c.oracle for c in verdict.comparisons if c.status is Status.DISAGREE}
+    chosen = [r for r in judges if r.info.name in rejecting] or judges
+    return chosen[:1]
 
 
 def random_case(arch, batch: int, seed: int) -> Case:
@@ -197,6 +208,7 @@ def crosscheck(
     strategy = cases(architectures(activations=implementation.activations, losses=implementation.losses))
     verdicts: list[CaseVerdict] = []
     rejected = 0
+    deciding = judges  # once a case fails, shrinking asks only one judge that rejected it
 
     @settings(
         max_examples=examples,
@@ -211,23 +223,25 @@ def crosscheck(
     @hypothesis_seed(seed)
     @given(strategy)
     def search(case: Case) -> None:
-        nonlocal rejected
+        nonlocal rejected, deciding
         if rounding_ambiguous(case.arch, case.params, case.X):
             rejected += 1
             assume(False)
-        verdict = judge_case(implementation, case, judges)
+        verdict = judge_case(implementation, case, deciding)
         verdicts.append(verdict)
         if on_verdict is not None:
             on_verdict(verdict)
         if verdict.fault is not None and verdict.fault.fatal:
             raise _Retired(verdict)
         if verdict.failed:
+            deciding = _deciding_judge(verdict, deciding)
             raise CheckFailure(verdict, seed)
 
     try:
         search()
     except CheckFailure as failure:
-        raise failure.diagnosed(implementation, judges)
+        final = judge_case(implementation, failure.verdict.case, judges)  # the shrunk case, before every judge
+        raise CheckFailure(final if final.failed else failure.verdict, seed).diagnosed(implementation, judges) from None
     except _Retired as retired:
         raise CheckFailure(retired.verdict, seed).diagnosed(implementation, judges) from None
     except FlakyFailure as error:

@@ -32,6 +32,7 @@ import numpy as np
 from scipy.special import expit, log_softmax, ndtr, softmax
 
 from .base import OracleGradients, OracleInfo
+from .tolerances import sensitivity
 
 __all__ = [
     "ACTIVATIONS", "CHUNK_BYTES", "FiniteDifferences", "LOSSES", "REFINE_LEVELS", "REFINE_STEP", "SIGN_SENSITIVE", "STEP", "step",
@@ -247,7 +248,7 @@ class FiniteDifferences:
             grads.append((g[:, :-1].copy(), g[:, -1].copy()))
             trusted.append((ok[:, :-1].copy(), ok[:, -1].copy()))
         kinks = frozenset(name for name, z in zip(net.activations, net.Z) if name in KINKED and (z == 0).any())
-        return OracleGradients(float(net.loss(net.Z[-1])), grads, trusted, kinks)
+        return OracleGradients(float(net.loss(net.Z[-1])), grads, trusted, kinks, sensitivity(arch, params, X, Y))
 
     def loss_and_gradients(self, arch, params, X, Y) -> tuple[float, Params]:
         """The contract: the loss and every central difference (untrusted entries included)."""
@@ -257,7 +258,8 @@ class FiniteDifferences:
     def refine(self, arch, params, X, Y, entries) -> dict[tuple, float]:
         """A more precise dL/dtheta for a few entries (layer, which, index), which 0: W, 1: b.
 
-        Central differences at h / 2^k, h = REFINE_STEP * max(1, |theta|), k < REFINE_LEVELS, are
+        Central differences at h / 2^k, h = REFINE_STEP * max(1, |theta|) / max(1, |a(l-1)_i|),
+        k < REFINE_LEVELS, are
         Richardson-extrapolated. Steps at or above the largest one that changes the sign of a
         relu, leaky_relu or elu pre-activation are dropped; NaN if fewer than two remain.
         """
@@ -267,7 +269,10 @@ class FiniteDifferences:
             l, which, index = entry
             theta, A_ext = net.theta(l)
             j, i = (index[0], index[1]) if which == 0 else (index[0], theta.shape[1] - 1)
-            h = step(theta[j, i], REFINE_STEP) / 2.0 ** np.arange(REFINE_LEVELS)
+            # scaled so the largest move of z(l) stays REFINE_STEP * max(1, |theta|): a large input
+            # a(l-1)_i would otherwise carry every step out of the asymptotic range
+            h0 = step(theta[j, i], REFINE_STEP) / max(1.0, float(np.abs(A_ext[:, i]).max()))
+            h = h0 / 2.0 ** np.arange(REFINE_LEVELS)
             dz = h[:, None] * A_ext[:, i]
             loss, changed = net.perturbed(l, np.full(2 * REFINE_LEVELS, j), np.concatenate([dz, -dz]))
             D = (loss[:REFINE_LEVELS] - loss[REFINE_LEVELS:]) / (2.0 * h)

@@ -43,6 +43,7 @@ import numpy as np
 from jax import lax
 
 from .base import OracleGradients, OracleInfo
+from .tolerances import sensitivity
 
 __all__ = ["JaxGrad"]
 
@@ -158,7 +159,7 @@ class JaxGrad:
         ]
         hit = np.asarray(hits)[extra:]
         kinks = frozenset(name for name, h in zip(arch.activations, hit) if h and name in KINKED)
-        return OracleGradients(float(loss), grads, trusted=None, kinks=kinks)
+        return OracleGradients(float(loss), grads, trusted=None, kinks=kinks, sensitivity=sensitivity(arch, params, X, Y))
 
     def loss_and_gradients(self, arch, params, X, Y) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
         result = self.gradients(arch, params, X, Y)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .base import OracleGradients, OracleInfo
+from .tolerances import sensitivity
 
 __all__ = ["TorchAutograd"]
 
@@ -106,7 +107,7 @@ class TorchAutograd:
             loss = LOSSES[arch.loss](z, a, _tensor(Y)) / len(X)
             flat = torch.autograd.grad(loss, [t for pair in leaves for t in pair])
         grads = [(_numpy(dW), _numpy(db)) for dW, db in zip(flat[0::2], flat[1::2])]
-        return OracleGradients(loss.item(), grads, trusted=None, kinks=frozenset(kinks))
+        return OracleGradients(loss.item(), grads, trusted=None, kinks=frozenset(kinks), sensitivity=sensitivity(arch, params, X, Y))
 
     def loss_and_gradients(self, arch, params, X, Y) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
         result = self.gradients(arch, params, X, Y)

@@ -135,7 +135,7 @@ def test_kink_marks_exactly_the_affected_entries(name, offset):
         assert abs(result.grads[l][which][index] - expected[l][which][index]) <= 1e-9, (l, which, index)
     refined = FD.refine(arch, params, X, Y, [(0, 1, (0,)), (1, 0, (0, 0))])
     assert np.isnan(refined[0, 1, (0,)]), f"refine across a kink: got {refined[0, 1, (0,)]}, expected NaN"
-    assert abs(refined[1, 0, (0, 0)] - expected[1][0][0, 0]) <= 1e-12
+    assert abs(refined[1, 0, (0, 0)] - expected[1][0][0, 0]) <= 1e-11  # rounding of L/2h at the smallest steps
 
 
 def test_kink_in_later_layers():

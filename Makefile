@@ -22,7 +22,7 @@ report: $(STAMP)
 	$(BIN)/chainrule report --out $(OUT)
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -p no:cacheprovider -n 2 --hypothesis-profile=ci
+	$(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadgroup --hypothesis-profile=ci
 
 thorough: $(STAMP) browser
 	$(BIN)/python -m pytest -n auto --hypothesis-profile=thorough

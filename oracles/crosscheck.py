@@ -20,6 +20,7 @@ from .base import OracleGradients
 from .tolerances import sensitivity
 from .compare import Comparison, Status, compare
 from .kinks import rounding_ambiguous
+from .reduce import reduce_case
 from .plugins import Fault, Implementation, answer, load, with_timeout, wrap
 from .registry import Registered, available, registry
 from .strategies import Case, architectures, cases
@@ -159,6 +160,12 @@ def judge_case(implementation: Implementation, case: Case, judges: list[Register
     return CaseVerdict(implementation.name, case, (as_comparison(result, grads),), seconds=seconds, method="directional")
 
 
+def _still_fails(implementation: Implementation, case: Case, judges: list[Registered]) -> bool:
+    if implementation.retired is not None or rounding_ambiguous(case.arch, case.params, case.X):
+        return False
+    return judge_case(implementation, case, judges).failed
+
+
 def _deciding_judge(verdict: CaseVerdict, judges: list[Registered]) -> list[Registered]:
     """The first judge (registry order: the fastest exact one first) that rejected the verdict.
 
@@ -240,7 +247,8 @@ def crosscheck(
     try:
         search()
     except CheckFailure as failure:
-        final = judge_case(implementation, failure.verdict.case, judges)  # the shrunk case, before every judge
+        case = reduce_case(failure.verdict.case, lambda c: _still_fails(implementation, c, deciding))
+        final = judge_case(implementation, case, judges)  # the reduced case, before every judge
         raise CheckFailure(final if final.failed else failure.verdict, seed).diagnosed(implementation, judges) from None
     except _Retired as retired:
         raise CheckFailure(retired.verdict, seed).diagnosed(implementation, judges) from None

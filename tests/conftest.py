@@ -7,7 +7,7 @@ Also ``broken_crosscheck``: one crosscheck per broken implementation per session
 import os
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 settings.register_profile(
     "ci",
@@ -16,6 +16,8 @@ settings.register_profile(
     deadline=None,
     max_examples=60,
     print_blob=True,
+    # no explain phase: it triples the time of a failing example
+    phases=[Phase.explicit, Phase.generate, Phase.target, Phase.shrink],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 settings.register_profile(

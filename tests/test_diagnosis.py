@@ -17,6 +17,8 @@ from oracles.plugins import Fault, wrap
 from oracles.registry import get
 from oracles.strategies import Case
 from oracles.verdict import CaseVerdict, format_failure
+
+pytestmark = pytest.mark.xdist_group("broken-catalogue")  # shares the crosscheck cache with test_broken
 from reference import ACTIVATIONS, LOSSES, Activation, Architecture
 from tests.broken import BUGS, CATALOGUE
 

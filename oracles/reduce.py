@@ -1,0 +1,107 @@
+"""Structural reduction of a failing case, after Hypothesis has shrunk its values.
+
+Hypothesis shrinks the choices it made; it cannot see that a hidden layer, a neuron, an
+example, an input or an output can go. This pass tries each such removal and keeps it while
+the case still fails (delta debugging), so the counterexample is the smallest network that
+shows the bug:
+
+- a hidden layer l: W(l+1) W(l) and W(l+1) b(l) + b(l+1) replace the two layers (exact
+  when layer l is the identity, a fresh candidate otherwise);
+- neuron j of a hidden layer: row j of W(l) and b(l), column j of W(l+1);
+- example k: row k of X and Y;
+- input i: column i of X and W(1);
+- output j: row j of W(L) and b(L), column j of Y (cross-entropy rows renormalised).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+
+from reference.architecture import Architecture
+
+from .strategies import Case
+
+__all__ = ["reduce_case"]
+
+
+def _case(sizes, activations, loss, params, X, Y) -> Case | None:
+    try:
+        return Case(Architecture(tuple(sizes), tuple(activations), loss), params, X, Y)
+    except ValueError:
+        return None
+
+
+def _without_layer(case: Case, l: int) -> Case | None:
+    (W, b), (W_next, b_next) = case.params[l], case.params[l + 1]
+    params = case.params[:l] + [(W_next @ W, W_next @ b + b_next)] + case.params[l + 2 :]
+    arch = case.arch
+    return _case(arch.sizes[: l + 1] + arch.sizes[l + 2 :], arch.activations[:l] + arch.activations[l + 1 :], arch.loss, params, case.X, case.Y)
+
+
+def _without_neuron(case: Case, l: int, j: int) -> Case | None:
+    params = list(case.params)
+    W, b = params[l]
+    params[l] = (np.delete(W, j, axis=0), np.delete(b, j))
+    params[l + 1] = (np.delete(params[l + 1][0], j, axis=1), params[l + 1][1])
+    sizes = list(case.arch.sizes)
+    sizes[l + 1] -= 1
+    return _case(sizes, case.arch.activations, case.arch.loss, params, case.X, case.Y)
+
+
+def _without_example(case: Case, k: int) -> Case | None:
+    return _case(case.arch.sizes, case.arch.activations, case.arch.loss, case.params, np.delete(case.X, k, axis=0), np.delete(case.Y, k, axis=0))
+
+
+def _without_input(case: Case, i: int) -> Case | None:
+    params = [(np.delete(case.params[0][0], i, axis=1), case.params[0][1])] + case.params[1:]
+    sizes = (case.arch.sizes[0] - 1,) + case.arch.sizes[1:]
+    return _case(sizes, case.arch.activations, case.arch.loss, params, np.delete(case.X, i, axis=1), case.Y)
+
+
+def _without_output(case: Case, j: int) -> Case | None:
+    W, b = case.params[-1]
+    Y = np.delete(case.Y, j, axis=1)
+    if case.arch.loss == "cross_entropy":
+        totals = Y.sum(axis=1, keepdims=True)
+        if (totals == 0).any():
+            return None
+        Y = Y / totals
+    params = case.params[:-1] + [(np.delete(W, j, axis=0), np.delete(b, j))]
+    sizes = case.arch.sizes[:-1] + (case.arch.sizes[-1] - 1,)
+    return _case(sizes, case.arch.activations, case.arch.loss, params, case.X, Y)
+
+
+def _candidates(case: Case) -> Iterator[Case | None]:
+    """Smaller cases, the biggest cuts first."""
+    depth = case.arch.depth
+    for l in range(depth - 1):
+        yield _without_layer(case, l)
+    for l in range(depth - 1):
+        for j in range(case.arch.sizes[l + 1] if case.arch.sizes[l + 1] > 1 else 0):
+            yield _without_neuron(case, l, j)
+    for k in range(case.batch_size if case.batch_size > 1 else 0):
+        yield _without_example(case, k)
+    for i in range(case.arch.sizes[0] if case.arch.sizes[0] > 1 else 0):
+        yield _without_input(case, i)
+    for j in range(case.arch.sizes[-1] if case.arch.sizes[-1] > 1 else 0):
+        yield _without_output(case, j)
+
+
+def reduce_case(case: Case, fails: Callable[[Case], bool], budget: int = 400) -> Case:
+    """The smallest case reachable by removals that still ``fails`` (at most ``budget`` tries)."""
+    tries = 0
+    progress = True
+    while progress and tries < budget:
+        progress = False
+        for candidate in _candidates(case):
+            if candidate is None:
+                continue
+            tries += 1
+            if fails(candidate):
+                case, progress = candidate, True
+                break
+            if tries >= budget:
+                break
+    return case

@@ -12,9 +12,11 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, Verbosity, assume, given, settings
+from hypothesis import HealthCheck, Phase, Verbosity, assume, example, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import FlakyFailure
+
+from reference.architecture import REQUIRED_OUTPUT, Architecture
 
 from .base import OracleGradients
 from .tolerances import sensitivity
@@ -28,7 +30,7 @@ from .verdict import CaseVerdict, format_failure
 from .directional import THRESHOLD, as_comparison, directional_check
 from .diagnosis import diagnose
 
-__all__ = ["CheckFailure", "NoOracle", "Summary", "adjudicate", "ask_oracles", "judge", "judge_case", "random_case", "crosscheck", "as_implementation"]
+__all__ = ["CheckFailure", "NoOracle", "Summary", "adjudicate", "ask_oracles", "judge", "judge_case", "coverage_cases", "random_case", "crosscheck", "as_implementation"]
 
 MAX_REFINED = 32  # disputed finite-difference entries re-estimated per case
 
@@ -176,6 +178,21 @@ def _deciding_judge(verdict: CaseVerdict, judges: list[Registered]) -> list[Regi
     return chosen[:1]
 
 
+def coverage_cases(implementation: Implementation, seed: int) -> list[Case]:
+    """One random case per supported (hidden activation, output activation, loss), batch 2:
+    judged before the search, so no pairing the implementation declares is left to chance."""
+    hidden = [name for name in implementation.activations if name != "softmax"]
+    covered = []
+    for loss in implementation.losses:
+        required = REQUIRED_OUTPUT.get(loss)
+        for output in [required] if required else implementation.activations:
+            if output not in implementation.activations:
+                continue
+            for middle in hidden:
+                covered.append(random_case(Architecture((3, 3, 3), (middle, output), loss), 2, seed + len(covered)))
+    return covered
+
+
 def random_case(arch, batch: int, seed: int) -> Case:
     """A case of the given architecture with random float64 values from ``seed``: W(l) ~ N(0, 1/fan-in),
     b ~ N(0, 0.01), X ~ N(0, 1); Y ~ N(0, 1) for mse, probability rows for cross_entropy, U(0, 1) for
@@ -224,7 +241,7 @@ def crosscheck(
         derandomize=False,
         report_multiple_bugs=False,
         suppress_health_check=list(HealthCheck),
-        phases=(Phase.generate, Phase.shrink),
+        phases=(Phase.explicit, Phase.generate, Phase.shrink),
         verbosity=Verbosity.quiet,
     )
     @hypothesis_seed(seed)
@@ -244,6 +261,8 @@ def crosscheck(
             deciding = _deciding_judge(verdict, deciding)
             raise CheckFailure(verdict, seed)
 
+    for case in coverage_cases(implementation, seed):
+        search = example(case)(search)
     try:
         search()
     except CheckFailure as failure:

@@ -70,6 +70,9 @@ class Fault(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self):  # frozen dataclasses cannot be unpickled through Exception's default
+        return (Fault, (self.kind, self.message))
+
     @property
     def fatal(self) -> bool:
         """True when the source cannot be asked again (it hung, exited or broke the protocol)."""

@@ -44,7 +44,7 @@ def _saturated(case):
 @pytest.mark.parametrize(
     "what, predicate, at_least",
     [
-        ("exact zero pre-activation at relu/leaky_relu", _exact_kink, 0.15),
+        ("exact zero pre-activation at relu/leaky_relu", _exact_kink, 0.1),
         ("batch of more than one example", lambda c: c.batch_size > 1, 0.4),
         ("at least one hidden layer", lambda c: c.arch.depth >= 2, 0.5),
         ("softmax + cross_entropy", lambda c: c.arch.loss == "cross_entropy", 0.2),

@@ -101,7 +101,7 @@ class Broken:
         grads += [(np.zeros_like(W), np.zeros_like(b)) for W, b in params[:stop]][::-1]
         grads.reverse()
         if bug == "stateful":
-            if self._accumulated is not None and len(self._accumulated) == len(grads):
+            if self._accumulated is not None and [g.shape for pair in self._accumulated for g in pair] == [g.shape for pair in grads for g in pair]:
                 grads = [(dW + pW, db + pb) for (dW, db), (pW, pb) in zip(grads, self._accumulated)]
             self._accumulated = grads
         if bug == "modifies_arguments":

@@ -80,7 +80,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .compare import Comparison, Status, TensorComparison, tensor_name
-from .finite_differences import ACTIVATIONS, LOSSES, SIGN_SENSITIVE, STEP
+from .finite_differences import ACTIVATIONS, LOSSES, SIGN_SENSITIVE, STEP, validated
 from .tolerances import ABSOLUTE_SCALE, TOLERANCES, Tolerance
 
 __all__ = [
@@ -102,7 +102,6 @@ WIDE = 4.0  # localization steps up to WIDE h0 where L is quadratic along v: onl
 CHUNK_BYTES = 32 * 2**20  # working set of one batch of perturbations
 _ARRAYS_PER_PERTURBATION = 4  # float64 arrays of one layer's shape alive at once per perturbation
 EXACT_LINE = ("identity", "relu", "leaky_relu")  # with mse, L is quadratic along a direction between kinks
-_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
 
 
 @dataclass(frozen=True)
@@ -176,16 +175,7 @@ class _Network:
     """(arch, params, X, Y) with its forward cache, and the loss at perturbed points."""
 
     def __init__(self, arch, params, X, Y):
-        self.activations = tuple(arch.activations)
-        self.loss_name = arch.loss
-        for name in self.activations:
-            if name not in ACTIVATIONS:
-                raise ValueError(f"activations: got {name!r}, known: {', '.join(ACTIVATIONS)}")
-        if self.loss_name not in LOSSES:
-            raise ValueError(f"loss: got {self.loss_name!r}, known: {', '.join(LOSSES)}")
-        required = _OUTPUT.get(self.loss_name)
-        if required and self.activations[-1] != required:
-            raise ValueError(f"loss: got {self.loss_name!r} after {self.activations[-1]!r}, needs a {required!r} output")
+        self.activations, self.loss_name = validated(arch)
         self.params = [(np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)) for W, b in params]
         self.X, self.Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
         self.Z, self.A = self._forward(self.params, self.X)

@@ -35,7 +35,7 @@ from .base import OracleGradients, OracleInfo
 from .tolerances import sensitivity
 
 __all__ = [
-    "ACTIVATIONS", "CHUNK_BYTES", "FiniteDifferences", "LOSSES", "REFINE_LEVELS", "REFINE_STEP", "SIGN_SENSITIVE", "STEP", "step",
+    "ACTIVATIONS", "CHUNK_BYTES", "FiniteDifferences", "LOSSES", "REFINE_LEVELS", "REFINE_STEP", "SIGN_SENSITIVE", "STEP", "step", "validated",
 ]
 
 Params = list[tuple[np.ndarray, np.ndarray]]
@@ -131,6 +131,22 @@ def _richardson(D: np.ndarray) -> float:
     return float(best)
 
 
+def validated(arch) -> tuple[tuple[str, ...], str]:
+    """(activations, loss) of ``arch``, checked against this module's own tables."""
+    activations, loss = tuple(arch.activations), arch.loss
+    for name in activations:
+        if name not in ACTIVATIONS:
+            raise ValueError(f"activations: got {name!r}, known: {', '.join(ACTIVATIONS)}")
+    if "softmax" in activations[:-1]:
+        raise ValueError(f"activations: got softmax in a hidden layer of {activations!r}, output only")
+    if loss not in LOSSES:
+        raise ValueError(f"loss: got {loss!r}, known: {', '.join(LOSSES)}")
+    required = _OUTPUT.get(loss)
+    if required and activations[-1] != required:
+        raise ValueError(f"loss: got {loss!r} after {activations[-1]!r}, needs a {required!r} output")
+    return activations, loss
+
+
 class _Network:
     """One (arch, params, X, Y) with its forward cache: Z[l] and A[l] (A[0] = X, A[l+1] = sigma(Z[l])).
 
@@ -139,18 +155,7 @@ class _Network:
     """
 
     def __init__(self, arch, params, X, Y):
-        self.activations = tuple(arch.activations)
-        self.loss_name = arch.loss
-        for name in self.activations:
-            if name not in ACTIVATIONS:
-                raise ValueError(f"activations: got {name!r}, known: {', '.join(ACTIVATIONS)}")
-        if "softmax" in self.activations[:-1]:
-            raise ValueError(f"activations: got softmax in a hidden layer of {self.activations!r}, output only")
-        if self.loss_name not in LOSSES:
-            raise ValueError(f"loss: got {self.loss_name!r}, known: {', '.join(LOSSES)}")
-        required = _OUTPUT.get(self.loss_name)
-        if required and self.activations[-1] != required:
-            raise ValueError(f"loss: got {self.loss_name!r} after {self.activations[-1]!r}, needs a {required!r} output")
+        self.activations, self.loss_name = validated(arch)
         self.params = [(np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)) for W, b in params]
         self.Y = np.asarray(Y, dtype=np.float64)
         self.A = [np.asarray(X, dtype=np.float64)]

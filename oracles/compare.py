@@ -5,6 +5,7 @@ Layers are numbered as in the article: layer 1 is the first layer with parameter
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import Enum
 
@@ -51,12 +52,12 @@ class TensorComparison:
     def name(self) -> str:
         return tensor_name(self.layer, self.kind)
 
-    @property
+    @functools.cached_property
     def errors(self) -> np.ndarray:
         """|got - expected| / scale per entry, 0 where not compared."""
         return np.where(self.trusted, np.abs(self.got - self.expected), 0.0) / self.scale
 
-    @property
+    @functools.cached_property
     def error(self) -> float:
         return float(self.errors.max(initial=0.0))
 

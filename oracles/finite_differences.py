@@ -261,26 +261,36 @@ class FiniteDifferences:
         return result.loss, result.grads
 
     def refine(self, arch, params, X, Y, entries) -> dict[tuple, float]:
-        """A more precise dL/dtheta for a few entries (layer, which, index), which 0: W, 1: b.
+        """A more precise dL/dtheta for the given entries (layer, which, index), which 0: W, 1: b.
 
         Central differences at h / 2^k, h = REFINE_STEP * max(1, |theta|) / max(1, |a(l-1)_i|),
-        k < REFINE_LEVELS, are
-        Richardson-extrapolated. Steps at or above the largest one that changes the sign of a
-        relu, leaky_relu or elu pre-activation are dropped; NaN if fewer than two remain.
+        k < REFINE_LEVELS, are Richardson-extrapolated. Steps at or above the largest one that
+        changes the sign of a relu, leaky_relu or elu pre-activation are dropped; NaN if fewer
+        than two remain. Every entry of a layer is refined in the same batched passes as
+        ``gradients``, so refining all of a network costs REFINE_LEVELS times its differences.
         """
         net = _Network(arch, params, X, Y)
         refined = {}
-        for entry in entries:
-            l, which, index = entry
+        levels = 2.0 ** -np.arange(REFINE_LEVELS)
+        for l in sorted({entry[0] for entry in entries}):
+            layer = [entry for entry in entries if entry[0] == l]
             theta, A_ext = net.theta(l)
-            j, i = (index[0], index[1]) if which == 0 else (index[0], theta.shape[1] - 1)
+            j = np.array([index[0] for _, _, index in layer], dtype=int)
+            i = np.array([index[1] if which == 0 else theta.shape[1] - 1 for _, which, index in layer], dtype=int)
             # scaled so the largest move of z(l) stays REFINE_STEP * max(1, |theta|): a large input
             # a(l-1)_i would otherwise carry every step out of the asymptotic range
-            h0 = step(theta[j, i], REFINE_STEP) / max(1.0, float(np.abs(A_ext[:, i]).max()))
-            h = h0 / 2.0 ** np.arange(REFINE_LEVELS)
-            dz = h[:, None] * A_ext[:, i]
-            loss, changed = net.perturbed(l, np.full(2 * REFINE_LEVELS, j), np.concatenate([dz, -dz]))
-            D = (loss[:REFINE_LEVELS] - loss[REFINE_LEVELS:]) / (2.0 * h)
-            crossing = np.flatnonzero(changed[:REFINE_LEVELS] | changed[REFINE_LEVELS:])
-            refined[entry] = _richardson(D[crossing[-1] + 1 :] if len(crossing) else D)
+            h0 = step(theta[j, i], REFINE_STEP) / np.maximum(1.0, np.abs(A_ext[:, i]).max(axis=0))
+            h = h0[:, None] * levels  # (entries, levels)
+            size = max(1, self.chunk_bytes // (2 * REFINE_LEVELS * net.perturbation_bytes(l)))
+            for start in range(0, len(layer), size):
+                part = slice(start, start + size)
+                n = len(h[part])
+                dz = (h[part, :, None] * A_ext[:, i[part]].T[:, None, :]).reshape(n * REFINE_LEVELS, -1)
+                rows = np.repeat(j[part], REFINE_LEVELS)
+                loss, changed = net.perturbed(l, np.concatenate([rows, rows]), np.concatenate([dz, -dz]))
+                D = ((loss[: n * REFINE_LEVELS] - loss[n * REFINE_LEVELS :]).reshape(n, REFINE_LEVELS)) / (2.0 * h[part])
+                crossed = (changed[: n * REFINE_LEVELS] | changed[n * REFINE_LEVELS :]).reshape(n, REFINE_LEVELS)
+                for entry, d, c in zip(layer[part], D, crossed):
+                    crossing = np.flatnonzero(c)
+                    refined[entry] = _richardson(d[crossing[-1] + 1 :] if len(crossing) else d)
         return refined

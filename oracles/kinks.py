@@ -58,8 +58,11 @@ def _exact_sums(A_prev: np.ndarray, inputs_exact: np.ndarray, W: np.ndarray, b: 
 
 def rounding_ambiguous(arch, params, X: np.ndarray) -> bool:
     """True when some kinked pre-activation is within rounding of 0 without being exact."""
+    kinked = [l for l, name in enumerate(arch.activations) if name in KINKED]
+    if not kinked:
+        return False
     A_prev, inputs_exact = X, np.ones(X.shape, dtype=bool)
-    for (W, b), name in zip(params, arch.activations):
+    for (W, b), name in zip(params[: kinked[-1] + 1], arch.activations):  # up to the last kinked layer
         Z = A_prev @ W.T + b
         exact = _exact_sums(A_prev, inputs_exact, W, b)
         near = np.abs(Z) <= RADIUS * (np.abs(A_prev) @ np.abs(W).T + np.abs(b))

@@ -7,8 +7,9 @@ checked against the contract before any gradient is judged: a float loss, one (d
 per layer with the shapes of (W, b), float64 numbers, all finite, arguments left untouched,
 and the same answer when asked the same question twice.
 
-Every call has a time limit. A hung Python call cannot be stopped, so it runs in a daemon
-thread and, once past the limit, the implementation is retired: a fatal fault (a hang, a
+Every call has a time limit. A hung Python call cannot be stopped, so calls run in a daemon
+worker thread (one per implementation, reused) and, once one is past the limit, the
+implementation is retired: a fatal fault (a hang, a
 command that exited or broke the protocol) is reported once and the source is never asked
 again, so that Hypothesis does not wait for it on every shrinking step.
 """
@@ -20,8 +21,10 @@ import dataclasses
 import importlib
 import importlib.metadata
 import math
+import queue
 import sys
 import threading
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,6 +89,50 @@ class _Health:
         self.retired: tuple[Fault, str] | None = None
 
 
+class _Abandoned(Exception):
+    """A call still running past its time limit, left behind in its thread."""
+
+
+class _Worker:
+    """The daemon thread that makes an implementation's calls, started on its first call and reused:
+    a call costs a queue round-trip, not a new thread. A call past its time limit is abandoned
+    there (a hung Python call cannot be stopped) and the next call, if any, gets a new thread.
+    A thread ends when its queue gets None: once abandoned, or once its Worker is collected."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue | None = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _serve(jobs: queue.SimpleQueue) -> None:
+        while (job := jobs.get()) is not None:
+            context, function, args, done = job
+            try:
+                done.put(("result", context.run(function, *args)))
+            except BaseException as error:  # noqa: B036 - SystemExit in a plug-in is a fault like any other
+                done.put(("error", error))
+
+    def call(self, function, args: tuple, timeout: float, name: str) -> object:
+        """``function(*args)`` in the worker, in a copy of the caller's context (numpy's errstate
+        and the like); _Abandoned after ``timeout`` seconds."""
+        with self._lock:  # one call at a time: a call's time limit never counts another's
+            if self._jobs is None:
+                self._jobs = queue.SimpleQueue()
+                threading.Thread(target=self._serve, args=(self._jobs,), name=f"chainrule: {name}", daemon=True).start()
+                weakref.finalize(self, self._jobs.put, None)
+            done: queue.SimpleQueue = queue.SimpleQueue()
+            self._jobs.put((contextvars.copy_context(), function, args, done))
+            try:
+                kind, value = done.get(timeout=timeout)
+            except queue.Empty:  # the thread is stuck in the call: abandoned, it ends if the call does
+                self._jobs.put(None)
+                self._jobs = None
+                raise _Abandoned from None
+        if kind == "error":
+            raise value
+        return value
+
+
 @dataclass(frozen=True)
 class Implementation:
     """A contract object with its name, the activations and losses it declares it supports,
@@ -97,6 +144,7 @@ class Implementation:
     losses: tuple[str, ...] = LOSS_NAMES
     timeout: float | None = DEFAULT_TIMEOUT
     health: _Health = field(default_factory=_Health, repr=False, compare=False)
+    worker: _Worker = field(default_factory=_Worker, repr=False, compare=False)
 
     def supports(self, arch: Architecture) -> bool:
         return arch.loss in self.losses and all(name in self.activations for name in arch.activations)
@@ -297,28 +345,15 @@ def _where(arch, X: np.ndarray) -> str:
     return f"{arch if isinstance(arch, Architecture) else (arch.sizes, arch.activations, arch.loss)}, N={len(X)}"
 
 
-def _in_thread(implementation: Implementation, args: tuple) -> object:
-    """The call in a daemon thread, waited for at most ``timeout`` seconds (a hang cannot be killed)."""
-    outcome: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = implementation.source.loss_and_gradients(*args)
-        except BaseException as error:  # noqa: B036 - SystemExit in a plug-in is a fault like any other
-            outcome["error"] = error
-
-    context = contextvars.copy_context()  # numpy's errstate and the like, as the caller has them
-    thread = threading.Thread(target=context.run, args=(run,), name=f"chainrule: {implementation.name}", daemon=True)
-    thread.start()
-    thread.join(implementation.timeout)
-    if thread.is_alive():
+def _in_worker(implementation: Implementation, args: tuple) -> object:
+    """The call in the implementation's worker thread, waited for at most ``timeout`` seconds."""
+    try:
+        return implementation.worker.call(implementation.source.loss_and_gradients, args, implementation.timeout, implementation.name)
+    except _Abandoned:
         raise Fault(
             "timeout",
             f"did not answer within {implementation.timeout:g} s (a hung Python call cannot be stopped: it is not asked again)",
-        )
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
+        ) from None
 
 
 def _call(implementation: Implementation, args: tuple) -> object:
@@ -329,7 +364,7 @@ def _call(implementation: Implementation, args: tuple) -> object:
             return source.loss_and_gradients(*args, timeout=implementation.timeout)
         if implementation.timeout is None:
             return source.loss_and_gradients(*args)
-        return _in_thread(implementation, args)
+        return _in_worker(implementation, args)
     except Fault:
         raise
     except (Exception, SystemExit) as error:
@@ -363,7 +398,7 @@ def answer(implementation: Implementation, arch, params: Params, X: np.ndarray, 
     second = _ask(implementation, arch, params, X, Y)
     for (dW1, db1), (dW2, db2) in zip(first[1], second[1]):
         for a, b in ((dW1, dW2), (db1, db2)):
-            if not np.allclose(a, b, rtol=1e-12, atol=0.0):
+            if not (np.array_equal(a, b) or np.allclose(a, b, rtol=1e-12, atol=0.0)):
                 raise Fault("stateful", "returned different gradients for the same input on a second call (state kept between calls)")
     if not math.isclose(first[0], second[0], rel_tol=1e-12):
         raise Fault("stateful", "returned a different loss for the same input on a second call (state kept between calls)")

@@ -5,6 +5,8 @@ example, an input or an output can go. This pass tries each such removal and kee
 the case still fails (delta debugging), so the counterexample is the smallest network that
 shows the bug:
 
+- every layer after hidden layer l: layer l becomes the output layer, under mse with targets 1
+  (a fresh candidate: a bug in a hidden layer often shows at the output alone);
 - a hidden layer l: W(l+1) W(l) and W(l+1) b(l) + b(l+1) replace the two layers (exact
   when layer l is the identity, a fresh candidate otherwise);
 - neuron j of a hidden layer: row j of W(l) and b(l), column j of W(l+1);
@@ -31,6 +33,12 @@ def _case(sizes, activations, loss, params, X, Y) -> Case | None:
         return Case(Architecture(tuple(sizes), tuple(activations), loss), params, X, Y)
     except ValueError:
         return None
+
+
+def _cut_after(case: Case, l: int) -> Case | None:
+    arch = case.arch
+    Y = np.ones((case.batch_size, arch.sizes[l + 1]))
+    return _case(arch.sizes[: l + 2], arch.activations[: l + 1], "mse", case.params[: l + 1], case.X, Y)
 
 
 def _without_layer(case: Case, l: int) -> Case | None:
@@ -76,6 +84,8 @@ def _without_output(case: Case, j: int) -> Case | None:
 def _candidates(case: Case) -> Iterator[Case | None]:
     """Smaller cases, the biggest cuts first."""
     depth = case.arch.depth
+    for l in range(depth - 1):
+        yield _cut_after(case, l)
     for l in range(depth - 1):
         yield _without_layer(case, l)
     for l in range(depth - 1):

@@ -10,35 +10,78 @@ What uniform sampling would miss is produced on purpose:
 - the log losses with their output layers (a third of the draws each);
 - saturated units (weights up to 12, pre-activations of tens);
 - batches of more than one example and hidden layers (depth and batch are uniform).
-Grid values shrink to small fractions, so a shrunk counterexample reads easily.
+
+Each tensor is drawn as one block of bytes and decoded (``_Values``): one Hypothesis draw per
+tensor instead of one per entry keeps generation to about a millisecond a case. Bytes shrink
+toward 0, which decodes to 0, and small bytes to the grid's small fractions, so a shrunk
+counterexample reads easily.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
-from hypothesis.extra.numpy import arrays
 
 from reference.architecture import ACTIVATION_NAMES, KINKED, LOSS_NAMES, REQUIRED_OUTPUT, Architecture
 
 __all__ = ["Case", "VALUE_MODES", "architectures", "cases"]
 
 VALUE_MODES = ("grid", "float", "saturating")
-_GRID = st.integers(-8, 8).map(lambda i: i / 4)  # -2, -1.75, ..., 2: exact arithmetic
 
 
-def _floats(low: float, high: float) -> st.SearchStrategy[float]:
-    """Floats in [low, high] with no magnitude below 1e-3: tiny values only add underflow."""
-    return st.floats(low, high).map(lambda v: v if abs(v) >= 1e-3 else 0.0)
+@dataclass(frozen=True)
+class _Values:
+    """How one block of drawn bytes becomes a tensor: ``width`` bytes per value, read as an unsigned
+    big-endian integer u, and ``decode(u)`` -> float64. Every decode sends u = 0 to 0 and small u
+    to small values, so the shrinker, which moves bytes toward 0, makes values small and simple."""
+
+    width: int
+    decode: Callable[[np.ndarray], np.ndarray]
 
 
-_FLOAT = _floats(-2.0, 2.0)
-_SATURATING = _floats(-12.0, 12.0)
-_UNIT_GRID = st.integers(0, 4).map(lambda i: i / 4)
-_UNIT_FLOAT = _floats(0.0, 1.0)
+def _zigzag_grid(u: np.ndarray) -> np.ndarray:
+    """u mod 17 -> 0, 1/4, -1/4, 1/2, -1/2, ..., 2, -2: the dyadic grid, exact in any summation order."""
+    k = (u % 17).astype(np.float64)
+    magnitude = np.ceil(k / 2) / 4
+    return np.where(k % 2 == 1, magnitude, 0.0 - magnitude)  # 0.0 - 0.0 is +0.0, never -0.0
+
+
+def _signed(bound: float) -> Callable[[np.ndarray], np.ndarray]:
+    """u -> [-bound, bound]: the low bit is the sign, the rest the magnitude; below 1e-3 -> 0
+    (tiny values only add underflow)."""
+
+    def decode(u: np.ndarray) -> np.ndarray:
+        v = np.where(u & 1, -1.0, 1.0) * (u >> 1) / (2**31 - 1) * bound
+        return np.where(np.abs(v) >= 1e-3, v, 0.0)
+
+    return decode
+
+
+_VALUES = {  # by mode: parameters and X
+    "grid": _Values(1, _zigzag_grid),
+    "float": _Values(4, _signed(2.0)),
+    "saturating": _Values(4, _signed(12.0)),
+}
+_UNIT = {  # by mode: targets in [0, 1]
+    "grid": _Values(1, lambda u: (u % 5) / 4),
+    "float": _Values(4, lambda u: u / (2**32 - 1)),
+}
+
+
+@functools.cache
+def _tensor(values: _Values, shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
+    """A float64 array drawn as one block of bytes: one draw per tensor, not one per entry, which
+    keeps generation near a millisecond a case (Hypothesis spends tens of microseconds a draw)."""
+    size = values.width * int(np.prod(shape))
+    unsigned = np.dtype(f">u{values.width}")
+    return st.binary(min_size=size, max_size=size).map(
+        lambda raw: values.decode(np.frombuffer(raw, dtype=unsigned).astype(np.int64)).reshape(shape)
+    )
 
 
 @dataclass(frozen=True)
@@ -108,34 +151,37 @@ def architectures(
     if max_depth > 1 and not hidden:
         raise InvalidArgument("max_depth > 1 needs a hidden activation other than softmax")
 
-    layer = st.tuples(st.integers(min_width, max_width), st.sampled_from(hidden or ("identity",)))
-    outputs = st.sampled_from(activations)
-    nonlinear = [name for name in ("softmax", "sigmoid") if name in activations]
-    if nonlinear:  # softmax and sigmoid outputs under mse are where Jacobian bugs show: draw them often
-        outputs = st.one_of(outputs, st.sampled_from(nonlinear))
+    # Strategies are built once, here: Hypothesis validates every new strategy object on first
+    # draw, and each draw costs tens of microseconds, so a hidden layer is one draw of a
+    # (width, activation) pair: the smallest width and the first activation shrink first.
+    layer = st.sampled_from([(width, name) for width in range(min_width, max_width + 1) for name in hidden or ("identity",)])
+    # softmax and sigmoid outputs under mse are where Jacobian bugs show: listed twice, drawn often
+    outputs = st.sampled_from(activations + tuple(name for name in ("softmax", "sigmoid") if name in activations))
+    loss_names = st.sampled_from(losses)
+    hidden_layers = st.lists(layer, min_size=min_depth - 1, max_size=max_depth - 1 if hidden else 0)
+    width = st.integers(min_width, max_width)
 
     @st.composite
     def draw_architecture(draw) -> Architecture:
         # Hidden layers are one list of (width, activation): the shrinker deletes whole layers.
-        loss = draw(st.sampled_from(losses))
-        layers = draw(st.lists(layer, min_size=min_depth - 1, max_size=max_depth - 1 if hidden else 0))
-        n_in, n_out = draw(st.integers(min_width, max_width)), draw(st.integers(min_width, max_width))
-        output = REQUIRED_OUTPUT.get(loss) or draw(outputs)
+        loss = draw(loss_names)
+        layers = draw(hidden_layers)
+        n_in, n_out = draw(width), draw(width)
+        drawn = draw(outputs)  # drawn even where the loss fixes the output: a shrunk loss keeps later draws aligned
+        output = REQUIRED_OUTPUT.get(loss, drawn)
         sizes = (n_in, *(width for width, _ in layers), n_out)
         return Architecture(sizes, tuple(name for _, name in layers) + (output,), loss)
 
     return draw_architecture()
 
 
+@functools.cache
 def _targets(loss: str, n: int, width: int, mode: str) -> st.SearchStrategy[np.ndarray]:
     """Y for a loss: free values for mse, probability rows for cross_entropy, [0, 1] for binary."""
     if loss == "mse":
-        return arrays(np.float64, (n, width), elements=_GRID if mode == "grid" else _FLOAT)
-    unit = _UNIT_GRID if mode == "grid" else _UNIT_FLOAT
-    if loss == "binary_cross_entropy":
-        return arrays(np.float64, (n, width), elements=unit)
-    weights = arrays(np.float64, (n, width), elements=unit)
-    return weights.map(lambda w: _normalise_rows(w))
+        return _tensor(_VALUES["grid" if mode == "grid" else "float"], (n, width))
+    unit = _tensor(_UNIT["grid" if mode == "grid" else "float"], (n, width))
+    return unit if loss == "binary_cross_entropy" else unit.map(_normalise_rows)
 
 
 def _normalise_rows(w: np.ndarray) -> np.ndarray:
@@ -153,23 +199,38 @@ def cases(
 ) -> st.SearchStrategy[Case]:
     """Cases: an architecture (default: ``architectures()``), parameters, X and Y."""
     _check_bounds("batch", min_batch, max_batch, 1)
-    return _cases(architecture if architecture is not None else architectures(), min_batch, max_batch)
+    architecture = architecture if architecture is not None else architectures()
+    batch = st.integers(min_batch, max_batch)
+
+    @st.composite
+    def draw_case(draw) -> Case:
+        arch = draw(architecture)
+        mode = draw(_MODES)
+        return _draw_values(draw, arch, mode, draw(batch))
+
+    return draw_case()
 
 
-@st.composite
-def _cases(draw, architecture: st.SearchStrategy[Architecture], min_batch: int, max_batch: int) -> Case:
-    arch = draw(architecture)
-    mode = draw(st.sampled_from(VALUE_MODES))
-    n = draw(st.integers(min_batch, max_batch))
-    values = {"grid": _GRID, "float": _FLOAT, "saturating": _SATURATING}[mode]
+_MODES = st.sampled_from(VALUE_MODES)
+
+
+@functools.cache
+def _zeroed_row(count: int) -> st.SearchStrategy[int | None]:
+    """Half the time None, else a uniform unit j in [0, count): one draw, shrinking to None."""
+    return st.sampled_from((None,) * count + tuple(range(count)))
+
+
+def _draw_values(draw, arch: Architecture, mode: str, n: int) -> Case:
+    """Parameters, X and Y for the architecture, batch n, values by mode. A layer's [W | b] is one
+    block; at a relu/leaky_relu layer, half the time one unit's row and bias are zeroed, so its
+    z = 0 exactly for every example: a kink."""
+    values = _VALUES[mode]
     params = []
     for l, (n_in, n_out) in enumerate(zip(arch.sizes, arch.sizes[1:])):
-        W = draw(arrays(np.float64, (n_out, n_in), elements=values))
-        b = draw(arrays(np.float64, (n_out,), elements=values))
-        if arch.activations[l] in KINKED and draw(st.booleans()):
-            j = draw(st.integers(0, n_out - 1))
-            W[j], b[j] = 0.0, 0.0  # z_j = 0 exactly for every example: a kink
-        params.append((W, b))
-    X = draw(arrays(np.float64, (n, arch.sizes[0]), elements=_GRID if mode == "grid" else _FLOAT))
+        Wb = draw(_tensor(values, (n_out, n_in + 1)))
+        if arch.activations[l] in KINKED and (j := draw(_zeroed_row(n_out))) is not None:
+            Wb[j] = 0.0
+        params.append((Wb[:, :n_in].copy(), Wb[:, n_in].copy()))
+    X = draw(_tensor(_VALUES["grid" if mode == "grid" else "float"], (n, arch.sizes[0])))
     Y = draw(_targets(arch.loss, n, arch.sizes[-1], mode))
     return Case(arch, params, X, Y)

@@ -5,8 +5,10 @@ The fake plug-ins are written to a temporary directory: Python classes in a modu
 command that misbehaves in the way its first argument names.
 """
 
+import gc
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,10 +18,10 @@ import pytest
 from chainrule.cli import main
 from oracles.crosscheck import CheckFailure, crosscheck, judge
 from oracles.jsonlines import command
-from oracles.plugins import Fault, LoadError, answer, load
+from oracles.plugins import Fault, LoadError, answer, load, with_timeout, wrap
 from oracles.registry import available
 from oracles.strategies import Case
-from reference import Architecture
+from reference import Architecture, Reference
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = "12"
@@ -400,3 +402,41 @@ def test_a_command_started_through_a_shell_is_stopped_with_all_it_started(fakes)
         assert implementation.source._process.poll() is not None
     finally:
         implementation.close()
+
+
+class _Sleeps:
+    """Answers right, after a pause."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def loss_and_gradients(self, arch, params, X, Y):
+        time.sleep(self.seconds)
+        return Reference().loss_and_gradients(arch, params, X, Y)
+
+
+def _threads_settle_to(count: int, within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while threading.active_count() > count and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.01)
+    return threading.active_count() <= count
+
+
+def test_worker_threads_are_reused_and_end():
+    """Each implementation's calls share one worker thread; it ends when the implementation is
+    collected, and a thread abandoned to a hung call ends when that call returns."""
+    case = Case(Architecture.parse("2-tanh-1:mse"), [(np.ones((1, 2)), np.zeros(1))], np.ones((1, 2)), np.ones((1, 1)))
+    before = threading.active_count()
+    for _ in range(10):
+        implementation = wrap(_Sleeps(0.0))
+        for _ in range(3):
+            answer(implementation, case.arch, case.params, case.X, case.Y)
+        assert threading.active_count() <= before + 1, "a new thread per call or per implementation kept"
+    del implementation
+    assert _threads_settle_to(before), f"{threading.active_count() - before} worker threads outlived their implementations"
+    slow = with_timeout(wrap(_Sleeps(0.5)), 0.1)
+    with pytest.raises(Fault) as caught:
+        answer(slow, case.arch, case.params, case.X, case.Y)
+    assert caught.value.kind == "timeout"
+    assert _threads_settle_to(before), "the thread abandoned to a hung call did not end after the call returned"

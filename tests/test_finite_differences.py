@@ -186,12 +186,16 @@ def test_refine_improves_on_a_smooth_net(seed):
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_chunking_changes_nothing(case):
-    """One perturbation per chunk gives bit-for-bit the same answer as one chunk per layer."""
+    """One perturbation per chunk gives bit-for-bit the same answer as one chunk per layer, for the
+    differences and for the refined entries."""
     arch, params, X, Y = _case(*case, seed=3)
-    whole, tiny = FD.gradients(arch, params, X, Y), FiniteDifferences(chunk_bytes=1).gradients(arch, params, X, Y)
+    tiny_chunks = FiniteDifferences(chunk_bytes=1)
+    whole, tiny = FD.gradients(arch, params, X, Y), tiny_chunks.gradients(arch, params, X, Y)
     for (gW, gb), (tW, tb), (mW, mb), (uW, ub) in zip(whole.grads, tiny.grads, whole.trusted, tiny.trusted):
         for a, b in ((gW, tW), (gb, tb), (mW, uW), (mb, ub)):
             np.testing.assert_array_equal(a, b)
+    entries = _entries(params)
+    assert FD.refine(arch, params, X, Y, entries) == tiny_chunks.refine(arch, params, X, Y, entries)
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis.errors import InvalidArgument
 
 from oracles.strategies import architectures, cases
@@ -91,3 +91,13 @@ def test_bad_bounds_rejected_eagerly(kwargs):
 def test_bad_batch_bounds_rejected():
     with pytest.raises(InvalidArgument):
         cases(min_batch=0)
+
+
+def test_shrinks_to_readable_cases():
+    """Bytes shrink toward 0 and decode to 0: the simplest case is all zeros on the smallest
+    network, and a value that must exceed 1 shrinks to the next grid value, 1.25."""
+    simplest = find(cases(), lambda case: True, settings=settings(database=None))
+    assert simplest.describe() == "1-identity-1:mse, N=1"
+    assert all(not a.any() for a in (*simplest.params[0], simplest.X, simplest.Y))
+    large = find(cases(), lambda case: (np.abs(case.params[0][0]) > 1).any(), settings=settings(database=None))
+    assert np.abs(large.params[0][0]).max() == 1.25 and large.arch.sizes == (1, 1), large.params

@@ -1,0 +1,54 @@
+"""Structural reduction: what Hypothesis cannot shrink (a layer, a neuron, an example, an input,
+an output) goes while the case still fails."""
+
+import numpy as np
+
+from oracles.crosscheck import as_implementation, judge, random_case
+from oracles.reduce import reduce_case
+from oracles.registry import get
+from oracles.strategies import Case
+from reference import Architecture, forward
+from tests.broken import CATALOGUE
+
+
+def _case(arch: str, batch: int = 3, seed: int = 0) -> Case:
+    return random_case(Architecture.parse(arch), batch, seed)
+
+
+def test_relu_bug_deep_in_a_network_comes_out_as_the_output_layer_alone():
+    """relu'(0) = 1 hidden behind two more layers: cutting the network after the relu layer
+    (targets 1, so dL/da is not 0 there) shows it on 1-relu-1, one example."""
+    case = _case("2-relu-3-sigmoid-2-identity-2:mse")
+    W, b = case.params[0]
+    W[1], b[1] = 0.0, 0.0  # unit 2 of the relu layer sits at z = 0 exactly
+    judges = [get("torch")]
+    broken = as_implementation(CATALOGUE["relu_prime_at_zero"])
+    fails = lambda c: judge(broken, c, judges).failed  # noqa: E731
+    assert fails(case)
+    reduced = reduce_case(case, fails)
+    assert str(reduced.arch) == "1-relu-1:mse" and reduced.batch_size == 1, reduced.describe()
+    assert fails(reduced)
+
+
+def test_every_kind_of_removal_is_tried():
+    """A predicate that only needs two examples and the tanh: everything else goes."""
+    case = _case("4-tanh-5-sigmoid-3-identity-3:mse", batch=4)
+    reduced = reduce_case(case, lambda c: c.batch_size >= 2 and "tanh" in c.arch.activations)
+    assert reduced.arch.sizes == (1, 1) and reduced.arch.activations == ("tanh",) and reduced.batch_size == 2, reduced.describe()
+    assert reduced.X.shape == (2, 1) and reduced.Y.shape == (2, 1)
+
+
+def test_removing_an_identity_layer_keeps_the_network_function():
+    """W(l+1) W(l), W(l+1) b(l) + b(l+1) replace an identity layer: among all removals, only that
+    one leaves the network's output as it was (up to rounding)."""
+    case = _case("3-identity-4-tanh-2:mse")
+    output = lambda c: forward(c.arch, c.params, c.X)[-1].a  # noqa: E731
+    same = lambda c: output(c).shape == output(case).shape and np.allclose(output(c), output(case), rtol=1e-13, atol=0)  # noqa: E731
+    reduced = reduce_case(case, same)
+    assert str(reduced.arch) == "3-tanh-2:mse" and reduced.batch_size == case.batch_size, reduced.describe()
+
+
+def test_budget_bounds_the_tries():
+    calls = []
+    reduce_case(_case("6-tanh-6-tanh-6-identity-6:mse", batch=4), lambda c: calls.append(c) is not None, budget=7)  # never fails: every candidate is tried
+    assert len(calls) == 7

@@ -12,7 +12,9 @@ shows the bug:
 - neuron j of a hidden layer: row j of W(l) and b(l), column j of W(l+1);
 - example k: row k of X and Y;
 - input i: column i of X and W(1);
-- output j: row j of W(L) and b(L), column j of Y (cross-entropy rows renormalised).
+- output j: row j of W(L) and b(L), column j of Y (cross-entropy rows renormalised);
+- unit j of two adjacent layers of the same width at once (inputs, hidden neurons, outputs),
+  which keeps the W between them square: a transposition bug only survives on square W.
 """
 
 from __future__ import annotations
@@ -81,6 +83,17 @@ def _without_output(case: Case, j: int) -> Case | None:
     return _case(sizes, case.arch.activations, case.arch.loss, params, case.X, Y)
 
 
+def _without_unit(case: Case | None, m: int, j: int) -> Case | None:
+    """Unit j of layer m, counting the inputs as layer 0 and the outputs as layer L."""
+    if case is None:
+        return None
+    if m == 0:
+        return _without_input(case, j)
+    if m == case.arch.depth:
+        return _without_output(case, j)
+    return _without_neuron(case, m - 1, j)
+
+
 def _candidates(case: Case) -> Iterator[Case | None]:
     """Smaller cases, the biggest cuts first."""
     depth = case.arch.depth
@@ -88,15 +101,15 @@ def _candidates(case: Case) -> Iterator[Case | None]:
         yield _cut_after(case, l)
     for l in range(depth - 1):
         yield _without_layer(case, l)
-    for l in range(depth - 1):
-        for j in range(case.arch.sizes[l + 1] if case.arch.sizes[l + 1] > 1 else 0):
-            yield _without_neuron(case, l, j)
     for k in range(case.batch_size if case.batch_size > 1 else 0):
         yield _without_example(case, k)
-    for i in range(case.arch.sizes[0] if case.arch.sizes[0] > 1 else 0):
-        yield _without_input(case, i)
-    for j in range(case.arch.sizes[-1] if case.arch.sizes[-1] > 1 else 0):
-        yield _without_output(case, j)
+    sizes = case.arch.sizes
+    for m in (*range(1, depth), 0, depth):  # hidden neurons, inputs, outputs
+        for j in range(sizes[m] if sizes[m] > 1 else 0):
+            yield _without_unit(case, m, j)
+    for m in range(depth):  # unit j of two adjacent layers of one width
+        for j in range(sizes[m] if sizes[m] == sizes[m + 1] > 1 else 0):
+            yield _without_unit(_without_unit(case, m, j), m + 1, j)
 
 
 def reduce_case(case: Case, fails: Callable[[Case], bool], budget: int = 400) -> Case:

@@ -30,6 +30,17 @@ def test_relu_bug_deep_in_a_network_comes_out_as_the_output_layer_alone():
     assert fails(reduced)
 
 
+def test_a_bug_that_needs_a_square_W_keeps_it_square():
+    """dA = dZ W^T instead of dZ W only runs where W is square: single neurons cannot go, unit j
+    of both layers at once can, down to the smallest W where a transpose differs, 2 x 2."""
+    case = _case("1-identity-5-tanh-5:mse", batch=2)
+    broken = as_implementation(CATALOGUE["transposed_W"])
+    fails = lambda c: judge(broken, c, [get("torch")]).failed  # noqa: E731
+    assert fails(case)
+    reduced = reduce_case(case, fails)
+    assert reduced.arch.sizes == (1, 2, 2) and reduced.batch_size == 1, reduced.describe()
+
+
 def test_every_kind_of_removal_is_tried():
     """A predicate that only needs two examples and the tanh: everything else goes."""
     case = _case("4-tanh-5-sigmoid-3-identity-3:mse", batch=4)

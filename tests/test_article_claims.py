@@ -39,6 +39,13 @@ def _loss_along(case, direction, t):
     return reference.loss_and_gradients(case.arch, moved, case.X, case.Y)[0]
 
 
+def _derivative_along(case, direction, h=1e-5):
+    """d/dt L(theta + t u) at t = 0, measured: the central difference D(h) errs by h^2 L'''/6, large
+    behind saturated units; Richardson's (4 D(h/2) - D(h)) / 3 errs by O(h^4)."""
+    D = lambda step: (_loss_along(case, direction, step) - _loss_along(case, direction, -step)) / (2 * step)  # noqa: E731
+    return (4 * D(h / 2) - D(h)) / 3
+
+
 smooth_cases = cases(architectures(activations=SMOOTH, max_depth=3, max_width=4))
 
 
@@ -49,8 +56,7 @@ def test_directional_derivative_is_u_dot_gradient(case, data):
     u = data.draw(arrays(np.float64, g.shape, elements=st.floats(-1, 1)), label="u")
     assume(np.linalg.norm(u) > 0.1)
     u = u / np.linalg.norm(u)
-    h = 1e-5
-    quotient = (_loss_along(case, u, h) - _loss_along(case, u, -h)) / (2 * h)
+    quotient = _derivative_along(case, u)
     assert abs(quotient - u @ g) <= 1e-6 * max(1.0, np.linalg.norm(g)), f"D_u L: {quotient} vs u.grad {u @ g} [{case.describe()}]"
 
 
@@ -63,11 +69,9 @@ def test_gradient_direction_is_steepest_ascent(case, data):
     u = data.draw(arrays(np.float64, g.shape, elements=st.floats(-1, 1)), label="u")
     assume(np.linalg.norm(u) > 0.1)
     u = u / np.linalg.norm(u)
-    h = 1e-5
-    along = lambda d: (_loss_along(case, d, h) - _loss_along(case, d, -h)) / (2 * h)  # noqa: E731
-    steepest = along(g / norm)
+    steepest = _derivative_along(case, g / norm)
     assert abs(steepest - norm) <= 1e-6 * max(1.0, norm)
-    assert along(u) <= steepest + 1e-6 * max(1.0, norm)
+    assert _derivative_along(case, u) <= steepest + 1e-6 * max(1.0, norm)
 
 
 @given(case=smooth_cases)

@@ -12,17 +12,21 @@ from hypothesis import strategies as st
 
 from oracles.kinks import rounding_ambiguous
 from oracles.plugins import answer
-from oracles.strategies import architectures, cases
+from oracles.strategies import Case, architectures, cases
+from oracles.tolerances import ABSOLUTE_SCALE, TOLERANCES, sensitivity
 
-RTOL = 1e-9  # exact arithmetic reordered: see oracles/tolerances.py ("exact")
+EXACT = TOLERANCES["exact"]  # exact arithmetic reordered: the engine's own tolerance, floor included
 
 
 def _close(got, expected, what, case):
-    for l, ((gW, gb), (eW, eb)) in enumerate(zip(got, expected), start=1):
-        for kind, g, e in (("W", gW, eW), ("b", gb, eb)):
-            scale = max(np.abs(e).max(initial=0.0), np.abs(g).max(initial=0.0), 1e-8)
+    """Every tensor within EXACT.rtol of max(|got|, |expected|, floor * its sensitivity on ``case``,
+    ABSOLUTE_SCALE): a true 0 is computed as a few eps times the terms summed, never exactly."""
+    bounds = sensitivity(case.arch, case.params, case.X, case.Y)
+    for l, ((gW, gb), (eW, eb), (MW, Mb)) in enumerate(zip(got, expected, bounds), start=1):
+        for kind, g, e, M in (("W", gW, eW, MW), ("b", gb, eb, Mb)):
+            scale = max(np.abs(e).max(initial=0.0), np.abs(g).max(initial=0.0), EXACT.floor * M.max(initial=0.0), ABSOLUTE_SCALE)
             error = np.abs(g - e).max(initial=0.0) / scale
-            assert error <= RTOL, f"{what}: dL/d{kind}[layer {l}] off by {error:.3g} relative [{case.describe()}]\n{case.reproduction()}"
+            assert error <= EXACT.rtol, f"{what}: dL/d{kind}[layer {l}] off by {error:.3g} relative [{case.describe()}]\n{case.reproduction()}"
 
 
 def _draw(data, implementation, **bounds):
@@ -75,5 +79,6 @@ def test_scaling_the_loss_scales_the_gradients(implementation, data, c):
     assume(not rounding_ambiguous(case.arch, case.params, case.X))
     loss, grads = answer(implementation, case.arch, case.params, case.X, case.Y)
     scaled_loss, scaled = answer(implementation, case.arch, case.params, case.X, c * case.Y)
-    assert abs(scaled_loss - c * loss) <= RTOL * max(abs(c * loss), 1e-3)
-    _close(scaled, [(c * dW, c * db) for dW, db in grads], f"loss scaled by {c}", case)
+    assert abs(scaled_loss - c * loss) <= EXACT.rtol * max(abs(c * loss), 1e-3)
+    scaled_case = Case(case.arch, case.params, case.X, c * case.Y)
+    _close(scaled, [(c * dW, c * db) for dW, db in grads], f"loss scaled by {c}", scaled_case)

@@ -11,8 +11,12 @@ convention, reported as such.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .tolerances import Sensitivity
 
 __all__ = ["CONTRACT_KINK_DERIVATIVES", "OracleGradients", "OracleInfo"]
 
@@ -29,7 +33,7 @@ class OracleGradients:
     grads: Params
     trusted: list[tuple[np.ndarray, np.ndarray]] | None = None  # None: every entry is evidence
     kinks: frozenset[str] = frozenset()  # kinked activations with a pre-activation exactly 0 here
-    sensitivity: list[tuple[np.ndarray, np.ndarray]] | None = None  # tolerances.sensitivity of the case
+    sensitivity: Sensitivity | None = None  # tolerances.sensitivity of the case
 
     def trusted_mask(self, layer: int, which: int) -> np.ndarray:
         """Boolean mask of the entries of grads[layer][which] (0: W, 1: b) that are evidence."""

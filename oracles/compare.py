@@ -129,7 +129,7 @@ def compare(
             got = np.asarray(grads[l][which], dtype=np.float64)
             want = pair[which]
             trusted = expected.trusted_mask(l, which)
-            M = float(np.abs(expected.sensitivity[l][which]).max(initial=0.0)) if expected.sensitivity else 0.0
+            M = float(np.abs(expected.sensitivity.grads[l][which]).max(initial=0.0)) if expected.sensitivity else 0.0
             scale = max(
                 float(np.abs(got[trusted]).max(initial=0.0)),
                 float(np.abs(want[trusted]).max(initial=0.0)),
@@ -138,7 +138,9 @@ def compare(
                 ABSOLUTE_SCALE,
             )
             tensors.append(TensorComparison(l + 1, kind, got, want, trusted, scale, tolerance.rtol))
-    loss_error = abs(loss - expected.loss) / max(abs(expected.loss), abs(loss), 1e-3)
+    # the loss's rounding sensitivity S_L (oracles/tolerances.py) as a floor of its scale: |error| <= S_L at least
+    rounding = expected.sensitivity.loss / tolerance.loss_rtol if expected.sensitivity else 0.0
+    loss_error = abs(loss - expected.loss) / max(abs(expected.loss), abs(loss), 1e-3, rounding)
     compared = sum(t.compared for t in tensors)
     agrees = all(t.agrees for t in tensors) and loss_error <= tolerance.loss_rtol
     if agrees:

@@ -117,6 +117,8 @@ def adjudicate(comparison: Comparison, registered: Registered, case: Case, loss:
     if comparison.status is not Status.DISAGREE or not hasattr(registered.oracle, "refine"):
         return comparison
     disputed = [(t.layer - 1, 0 if t.kind == "W" else 1, tuple(int(i) for i in index)) for t in comparison.disagreeing for index in t.bad]
+    if not disputed:  # only the loss disagrees: nothing to refine
+        return comparison
     refined = registered.oracle.refine(case.arch, case.params, case.X, case.Y, disputed)
     pairs = [comparison.tensors[i : i + 2] for i in range(0, len(comparison.tensors), 2)]
     grads_fd = [(W.expected.copy(), b.expected.copy()) for W, b in pairs]

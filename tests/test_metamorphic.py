@@ -21,7 +21,7 @@ EXACT = TOLERANCES["exact"]  # exact arithmetic reordered: the engine's own tole
 def _close(got, expected, what, case):
     """Every tensor within EXACT.rtol of max(|got|, |expected|, floor * its sensitivity on ``case``,
     ABSOLUTE_SCALE): a true 0 is computed as a few eps times the terms summed, never exactly."""
-    bounds = sensitivity(case.arch, case.params, case.X, case.Y)
+    bounds = sensitivity(case.arch, case.params, case.X, case.Y).grads
     for l, ((gW, gb), (eW, eb), (MW, Mb)) in enumerate(zip(got, expected, bounds), start=1):
         for kind, g, e, M in (("W", gW, eW, MW), ("b", gb, eb, Mb)):
             scale = max(np.abs(e).max(initial=0.0), np.abs(g).max(initial=0.0), EXACT.floor * M.max(initial=0.0), ABSOLUTE_SCALE)

@@ -1,0 +1,56 @@
+"""The tolerance floors: what a correct implementation may be off by, and no more."""
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from oracles.crosscheck import judge
+from oracles.plugins import wrap
+from oracles.registry import ORACLE_TARGETS, get
+from oracles.strategies import Case
+from reference import Architecture, Reference
+
+
+class TextbookLoss:
+    """The reference's gradients; binary cross-entropy from a = sigmoid(z), the textbook way,
+    times ``factor``."""
+
+    name = "textbook-loss"
+
+    def __init__(self, factor: float = 1.0):
+        self.factor = factor
+
+    def loss_and_gradients(self, arch, params, X, Y):
+        _, grads = Reference().loss_and_gradients(arch, params, X, Y)
+        a = expit(X @ params[0][0].T + params[0][1])
+        loss = -(Y * np.log(a) + (1.0 - Y) * np.log1p(-a)).sum() / len(Y)
+        return float(loss * self.factor), grads
+
+
+def _output_at(z: float) -> Case:
+    """1-sigmoid-1 under binary cross-entropy, z = b, target 0: L = softplus(z)."""
+    return Case(Architecture.parse("1-sigmoid-1:binary_cross_entropy"), [(np.zeros((1, 1)), np.array([z]))], np.zeros((1, 1)), np.zeros((1, 1)))
+
+
+@pytest.fixture(params=list(ORACLE_TARGETS))
+def oracle(request):
+    registered = get(request.param)
+    if not registered.info.available:
+        pytest.skip(f"{request.param}: {registered.info.reason}")
+    return registered
+
+
+@pytest.mark.parametrize("z", [2.0, 16.6, 30.0])
+def test_textbook_loss_from_a_saturated_output_agrees(oracle, z):
+    """-log(1 - sigmoid(z)) from a rounded a is e^z eps off (2e-9 at z = 16.6, 1e-10 of L): the
+    loss's rounding sensitivity covers it; the gradients are exact."""
+    verdict = judge(wrap(TextbookLoss()), _output_at(z), [oracle])
+    assert not verdict.failed, verdict.comparisons
+
+
+@pytest.mark.parametrize("z, factor", [(2.0, 1 + 1e-9), (16.6, 1 + 1e-7), (30.0, 1 + 1e-3)])
+def test_a_loss_off_beyond_its_rounding_is_caught(oracle, z, factor):
+    """The floor grows with e^z and no faster: a loss off by more than its rounding is wrong."""
+    verdict = judge(wrap(TextbookLoss(factor)), _output_at(z), [oracle])
+    assert verdict.failed and all(c.loss_error > 1e-10 for c in verdict.comparisons), verdict.comparisons
+    assert not any(c.note for c in verdict.comparisons), "only the loss disagrees: no entry to re-estimate"

@@ -67,9 +67,12 @@ _VALUES = {  # by mode: parameters and X
     "float": _Values(4, _signed(2.0)),
     "saturating": _Values(4, _signed(12.0)),
 }
+_INPUTS = {**_VALUES, "saturating": _VALUES["float"]}  # by mode: X and mse targets (never saturating)
+_UNIT_FLOAT = _Values(4, lambda u: u / (2**32 - 1))
 _UNIT = {  # by mode: targets in [0, 1]
     "grid": _Values(1, lambda u: (u % 5) / 4),
-    "float": _Values(4, lambda u: u / (2**32 - 1)),
+    "float": _UNIT_FLOAT,
+    "saturating": _UNIT_FLOAT,
 }
 
 
@@ -179,8 +182,8 @@ def architectures(
 def _targets(loss: str, n: int, width: int, mode: str) -> st.SearchStrategy[np.ndarray]:
     """Y for a loss: free values for mse, probability rows for cross_entropy, [0, 1] for binary."""
     if loss == "mse":
-        return _tensor(_VALUES["grid" if mode == "grid" else "float"], (n, width))
-    unit = _tensor(_UNIT["grid" if mode == "grid" else "float"], (n, width))
+        return _tensor(_INPUTS[mode], (n, width))
+    unit = _tensor(_UNIT[mode], (n, width))
     return unit if loss == "binary_cross_entropy" else unit.map(_normalise_rows)
 
 
@@ -231,6 +234,6 @@ def _draw_values(draw, arch: Architecture, mode: str, n: int) -> Case:
         if arch.activations[l] in KINKED and (j := draw(_zeroed_row(n_out))) is not None:
             Wb[j] = 0.0
         params.append((Wb[:, :n_in].copy(), Wb[:, n_in].copy()))
-    X = draw(_tensor(_VALUES["grid" if mode == "grid" else "float"], (n, arch.sizes[0])))
+    X = draw(_tensor(_INPUTS[mode], (n, arch.sizes[0])))
     Y = draw(_targets(arch.loss, n, arch.sizes[-1], mode))
     return Case(arch, params, X, Y)

@@ -1,13 +1,14 @@
 # Two commands do everything on a fresh clone:
 #   make report   the agreement report (reports/out/index.html)
-#   make test     the test suite (deterministic `ci` Hypothesis profile)
+#   make test     the test suite (deterministic `ci` Hypothesis profile), then `make wheel`
+#   make wheel    the built wheel, installed in a fresh venv outside the checkout, as a user gets it
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= reports/out
 
-.PHONY: report test thorough bench browser clean
+.PHONY: report test wheel thorough bench browser clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,10 @@ report: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadgroup --hypothesis-profile=ci
+	bash scripts/test-wheel.sh $(BIN)/python
+
+wheel: $(STAMP)
+	bash scripts/test-wheel.sh $(BIN)/python
 
 thorough: $(STAMP) browser
 	$(BIN)/python -m pytest -n auto --hypothesis-profile=thorough

@@ -119,14 +119,12 @@ def _interleaved(figures: list[tuple[Figure, Callable[[], object]]], plan: Plan,
 
 
 def _case(net: Net, seed: int):
-    import numpy as np
+    """(arch, params, X, Y) of chainrule.case.random_case for the net: relu layers, identity output, mse."""
+    from chainrule.case import random_case
+    from chainrule.reference import Architecture
 
-    from reference import Architecture
-
-    rng = np.random.default_rng(seed)
-    arch = Architecture(net.sizes, ("relu",) * (len(net.sizes) - 2) + ("identity",), "mse")
-    params = [(rng.standard_normal((m, n)) / np.sqrt(n), 0.1 * rng.standard_normal(m)) for n, m in zip(net.sizes, net.sizes[1:])]
-    return arch, params, rng.standard_normal((net.batch, net.sizes[0])), rng.standard_normal((net.batch, net.sizes[-1]))
+    case = random_case(Architecture(net.sizes, ("relu",) * (len(net.sizes) - 2) + ("identity",), "mse"), net.batch, seed)
+    return case.arch, case.params, case.X, case.Y
 
 
 def _torch_functions(arch, params, X, Y):
@@ -183,7 +181,7 @@ def _jax_functions(arch, params, X, Y):
 
 def _gradients(plan: Plan, figures: dict, notes: list[str]) -> None:
     """One loss + gradient per framework and net; the reference's forward pass."""
-    from reference import LOSSES, Reference, forward
+    from chainrule.reference import LOSSES, Reference, forward
 
     reference = Reference()
     for label, net in plan.nets.items():
@@ -224,8 +222,8 @@ def _naive_differences(arch, params, X, Y, entries) -> None:
     """The per-entry loop: two full forward passes per entry, central difference."""
     import numpy as np
 
-    from oracles.finite_differences import STEP
-    from reference import LOSSES, forward
+    from chainrule.oracles.finite_differences import STEP
+    from chainrule.reference import LOSSES, forward
 
     params = [(W.copy(), b.copy()) for W, b in params]
     loss = LOSSES[arch.loss]
@@ -246,7 +244,7 @@ def _differences(plan: Plan, figures: dict) -> None:
     """The structural finite-difference oracle against the naive per-entry loop."""
     import numpy as np
 
-    from oracles.finite_differences import FiniteDifferences
+    from chainrule.oracles.finite_differences import FiniteDifferences
 
     oracle = FiniteDifferences()
     for label in ("small", "medium"):
@@ -282,8 +280,8 @@ def _wrong_answer(answer, seed: int):
 
 def _randomized(plan: Plan, figures: dict, notes: list[str]) -> None:
     """torch.autograd.gradcheck(fast_mode=True) against the directional check, on the large net."""
-    from oracles.directional import directional_check
-    from reference import Reference
+    from chainrule.directional import directional_check
+    from chainrule.reference import Reference
 
     arch, params, X, Y = _case(plan.nets["large"], plan.seed)
     reference = Reference()
@@ -315,7 +313,7 @@ def _randomized(plan: Plan, figures: dict, notes: list[str]) -> None:
     for figure, _ in contenders:
         figures[(figure.name, "large")] = figure
     good, bad = outcomes[True], outcomes[False]
-    named = [(t.layer, t.kind, w.index) for t, w in bad.wrong]
+    named = [(t.tensor.layer, t.tensor.kind, w.index) for t, w in bad.wrong]
     figures[("directional check, correct answer", "large")].note = f"{good.status.value}, {good.forwards} loss evaluations"
     figures[("directional check, one wrong entry", "large")].note = (
         f"{bad.status.value}, {bad.forwards} loss evaluations, named {named or 'nothing'}"
@@ -326,9 +324,9 @@ def _randomized(plan: Plan, figures: dict, notes: list[str]) -> None:
 def _crosscheck(plan: Plan, figures: dict, notes: list[str]) -> None:
     """Seconds per small architecture judged against every available oracle: the generated ones
     and the coverage cases judged after them (one per declared pairing), over the whole run."""
-    from oracles.crosscheck import crosscheck
-    from oracles.registry import available
-    from reference import Reference
+    from chainrule.oracles.registry import available
+    from chainrule.reference import Reference
+    from chainrule.search import crosscheck
 
     start = time.perf_counter()
     crosscheck(Reference(), examples=5, seed=plan.seed)  # imports, oracle construction, JAX compilation

@@ -1,23 +1,35 @@
 """The ``chainrule`` command: check, report, explain, oracles, bench.
 
 Exit codes (CONTRACT.md): 0 agreement, 1 a disagreement, 2 usage error or a plug-in that
-cannot be loaded or started.
+cannot be loaded or started. ``check --json`` prints the verdict as one JSON document
+(chainrule.jsonverdict) with the same exit codes, a usage error included.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+
+from chainrule import __version__
+from chainrule.status import Exit
 
 __all__ = ["main", "build_parser"]
 
-EXIT_AGREE, EXIT_DISAGREE, EXIT_USAGE = 0, 1, 2
+
+class _UsageExit(SystemExit):
+    """argparse's exit 2 for a usage error, carrying the message (for ``check --json``)."""
+
+    def __init__(self, message: str):
+        super().__init__(Exit.USAGE)
+        self.message = message
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # usage errors exit 2 with one line, as argparse does, but never a traceback
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"chainrule: error: {message}\n")
+        print(f"chainrule: error: {message}", file=sys.stderr)
+        raise _UsageExit(message)
 
 
 def _seconds(text: str) -> float:
@@ -30,15 +42,26 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+def _count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected a whole number >= 1")
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="chainrule", description="Proves neural-network gradients right.")
+    parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
     check = verbs.add_parser("check", help="verdict on one implementation against every available oracle")
     source = check.add_mutually_exclusive_group(required=True)
     source.add_argument("target", nargs="?", metavar="MODULE:ATTR", help="a Python implementation of the contract")
     source.add_argument("--cmd", metavar="COMMAND", help="a command speaking the JSON-lines protocol")
-    check.add_argument("--examples", type=int, default=200, help="generated cases (default 200)")
+    check.add_argument("--examples", type=_count, default=200, help="generated cases (default 200)")
     check.add_argument("--seed", type=int, default=None, help="Hypothesis seed (default: random, printed)")
     check.add_argument("--oracles", nargs="+", metavar="NAME", default=None, help="judge with these oracles only")
     check.add_argument(
@@ -51,12 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=_seconds, default=10.0, metavar="SECONDS",  # oracles.plugins.DEFAULT_TIMEOUT
         help="seconds per call before the implementation counts as hung (default 10)",
     )
+    check.add_argument("--json", action="store_true", help="the verdict as one JSON document on stdout (chainrule.jsonverdict)")
 
     report = verbs.add_parser("report", help="HTML agreement report: DIR/index.html and DIR/results.json")
     report.add_argument("--impl", action="append", default=[], metavar="MODULE:ATTR")
     report.add_argument("--cmd", action="append", default=[], metavar="COMMAND")
     report.add_argument("--out", default="reports/out", metavar="DIR")
-    report.add_argument("--examples", type=int, default=100)
+    report.add_argument("--examples", type=_count, default=100)
     report.add_argument("--seed", type=int, default=0)
     report.add_argument("--jobs", type=int, default=1, help="processes for the sweep")
 
@@ -72,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _oracles(args) -> int:
-    from oracles.plugins import ENTRY_POINT_GROUP, LoadError, entry_point_implementations
-    from oracles.registry import registry
+    from chainrule.oracles.registry import registry
+    from chainrule.sources.faults import LoadError
+    from chainrule.sources.load import ENTRY_POINT_GROUP, entry_point_implementations
 
     for registered in registry():
         info = registered.info
@@ -88,51 +113,83 @@ def _oracles(args) -> int:
         else:
             limits = f"; not exercised: {', '.join(loaded.unexercised)}" if loaded.unexercised else ""
             print(f"{name:<20} {'plug-in':<12} {loaded.name} ({type(loaded.source).__module__}){limits}")
-    return EXIT_AGREE
+    return Exit.AGREE
 
 
 def _check(args) -> int:
-    from oracles.crosscheck import CheckFailure, NoOracle, crosscheck
-    from oracles.plugins import LoadError, load, with_timeout
+    """``check``: the verdict as text, or with --json as one JSON document and nothing else on
+    stdout (whatever is printed while judging goes to stderr then)."""
+    stdout = sys.stdout
 
+    def verdict(code: Exit, text: str | None, document) -> int:
+        """Prints ``text``, or with --json the document ``document()`` builds; returns ``code``."""
+        if args.json:
+            from chainrule import jsonverdict
+
+            print(jsonverdict.dumps(document()), file=stdout, flush=True)
+        elif text is not None:
+            print(text, file=stdout)
+        return code
+
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        return _judge(args, verdict)
+
+
+def _usage_error(message: str, implementation: str | None, verdict) -> int:
+    """The one-line usage error on stderr, and with --json its document on stdout: exit 2."""
+    from chainrule.jsonverdict import problem
+
+    print(f"chainrule: error: {message}", file=sys.stderr)
+    return verdict(Exit.USAGE, None, lambda: problem(Exit.USAGE, message, implementation))
+
+
+def _judge(args, verdict) -> int:
+    from chainrule.jsonverdict import agreed, failed, problem
+    from chainrule.oracles.registry import available
+    from chainrule.search import CheckFailure, NoOracle, crosscheck
+    from chainrule.sources.faults import LoadError
+    from chainrule.sources.load import open_source
+
+    kind, spec = ("cmd", args.cmd) if args.cmd is not None else ("impl", args.target)
     try:
-        if args.cmd is not None:
-            from oracles.jsonlines import command
-
-            implementation = command(args.cmd, timeout=args.timeout)
-        else:
-            implementation = with_timeout(load(args.target), args.timeout)
+        implementation = open_source(kind, spec, args.timeout)
     except LoadError as error:
-        print(f"chainrule: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage_error(str(error), spec, verdict)
+    name, unexercised = implementation.name, implementation.unexercised
     try:
         if args.arch is not None:
-            return _check_one(implementation, args)
+            return _check_one(implementation, args, verdict)
         summary = crosscheck(implementation, examples=args.examples, seed=args.seed, oracles=args.oracles)
     except CheckFailure as failure:
-        print(failure)
-        return EXIT_DISAGREE
+        judges = [r.info.name for r in available(args.oracles)]
+        return verdict(Exit.DISAGREE, str(failure), lambda: failed(
+            failure.verdict, seed=failure.seed, diagnosis=failure.diagnosis, oracles=judges, examples=args.examples,
+            not_exercised=unexercised,
+        ))
     except NoOracle as error:
         print(f"chainrule: {error}", file=sys.stderr)
-        return EXIT_DISAGREE
+        return verdict(Exit.DISAGREE, None, lambda: problem(
+            Exit.DISAGREE, str(error), name, seed=args.seed, examples=args.examples, arch=args.arch, not_exercised=list(unexercised),
+        ))
     except ValueError as error:
-        print(f"chainrule: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage_error(str(error), name, verdict)
     finally:
         implementation.close()
-    print(summary)
-    return EXIT_AGREE
+    return verdict(Exit.AGREE, str(summary), lambda: agreed(summary, examples=args.examples))
 
 
-def _check_one(implementation, args) -> int:
+def _check_one(implementation, args, verdict) -> int:
     """``check --arch``: one case of a given architecture, judged by the method its size calls for."""
     import random
 
-    from oracles.compare import Status
-    from oracles.crosscheck import NoOracle, judge_case, random_case
-    from oracles.registry import available
-    from oracles.verdict import MAX_ENTRIES_SHOWN, format_entry, format_failure
-    from reference import Architecture
+    from chainrule.case import random_case
+    from chainrule.jsonverdict import agreed, failed
+    from chainrule.judge import judge_by_size
+    from chainrule.oracles.registry import available
+    from chainrule.reference import Architecture
+    from chainrule.search import NoOracle
+    from chainrule.status import Status
+    from chainrule.verdict import MAX_ENTRIES_SHOWN, format_entry, format_failure
 
     arch = Architecture.parse(args.arch)  # ValueError: a usage error
     if args.batch < 1:
@@ -142,35 +199,41 @@ def _check_one(implementation, args) -> int:
     judges = available(args.oracles)
     if not judges:
         raise NoOracle(f"no oracle is available to judge {implementation.name}")
-    verdict = judge_case(implementation, case, judges)
+    judged = judge_by_size(implementation, case, judges)
+    code = Exit.DISAGREE if judged.failed else Exit.AGREE
+    if judged.failed:
+        document = lambda: failed(  # noqa: E731
+            judged, seed=seed, oracles=[r.info.name for r in judges], arch=args.arch, not_exercised=implementation.unexercised
+        )
+    else:
+        document = lambda: agreed(verdict=judged, seed=seed, arch=args.arch, not_exercised=implementation.unexercised)  # noqa: E731
     where = f"{case.describe()}, {arch.parameter_count:,} parameters, seed {seed}"
-    if verdict.method != "directional":
-        print(format_failure(verdict) if verdict.failed else f"{implementation.name}: {where}: {verdict.status.value} (judged by {verdict.method})")
-        return EXIT_DISAGREE if verdict.failed else EXIT_AGREE
-    lines = [f"{implementation.name}: {where}: {verdict.status.value} (judged by random directional derivatives)"]
-    if verdict.fault is not None:
-        lines.append(f"  fault ({verdict.fault.kind}): {verdict.fault.message}")
-    for comparison in verdict.comparisons:
-        if comparison.status is Status.DISAGREE and comparison.loss_error > 1e-10:
+    if judged.judged_by != "directional":
+        text = format_failure(judged) if judged.failed else f"{implementation.name}: {where}: {judged.status.value} (judged by {judged.judged_by})"
+        return verdict(code, text, document)
+    lines = [f"{implementation.name}: {where}: {judged.status.value} (judged by random directional derivatives)"]
+    if judged.fault is not None:
+        lines.append(f"  fault ({judged.fault.kind}): {judged.fault.message}")
+    for comparison in judged.comparisons:
+        if comparison.status is Status.DISAGREE and not comparison.loss_agrees:
             lines.append(f"  loss: got {comparison.loss_got!r}, expected {comparison.loss_expected!r}")
         for tensor in comparison.disagreeing:
             lines += ["  " + format_entry(tensor, index, "directional", case.describe()) for index in tensor.bad[:MAX_ENTRIES_SHOWN]]
         lines.append(f"  note: {comparison.note}")
-    if verdict.failed:
+    if judged.failed:
         target = f"--cmd {args.cmd!r}" if args.cmd is not None else args.target
         lines += ["", "Reproduce:", f"chainrule check {target} --arch {arch} --batch {args.batch} --seed {seed}"]
-    print("\n".join(lines))
-    return EXIT_DISAGREE if verdict.failed else EXIT_AGREE
+    return verdict(code, "\n".join(lines), document)
 
 
 def _report(args) -> int:
-    from reports.run import report_command
+    from chainrule.reports.run import report_command
 
     return report_command(args)
 
 
 def _explain(args) -> int:
-    from reports.explain import explain_command
+    from chainrule.reports.explain import explain_command
 
     return explain_command(args)
 
@@ -182,9 +245,14 @@ def _bench(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "examples", 1) < 1:
-        print("chainrule: error: --examples must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageExit as error:  # already told on stderr; ``check --json`` still owes its document
+        if argv[:1] == ["check"] and "--json" in argv:
+            from chainrule.jsonverdict import dumps, problem
+
+            print(dumps(problem(Exit.USAGE, error.message)), flush=True)
+        return Exit.USAGE
     handlers = {"check": _check, "report": _report, "explain": _explain, "oracles": _oracles, "bench": _bench}
     return handlers[args.verb](args)

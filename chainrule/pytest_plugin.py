@@ -1,55 +1,66 @@
-"""pytest plugin: ``--impl MODULE:ATTR`` and ``--cmd COMMAND`` add gradient sources to the suite.
+"""pytest plugin: ``--chainrule-impl MODULE:ATTR`` and ``--chainrule-cmd COMMAND`` add gradient
+sources to the property suite (``pytest --pyargs chainrule.suite``).
 
 Any test that takes the ``implementation`` fixture runs once per source: the reference, then
-each ``--impl`` and ``--cmd`` in order, then every implementation installed under the entry-point
-group ``chainrule.implementations``, with the source in the test id (``reference``,
-``impl=SPEC``, ``cmd=COMMAND``, ``entry=NAME``). ``--max-examples N`` overrides the Hypothesis
-profile's example count; ``--impl-timeout SECONDS`` the per-call limit.
+each ``--chainrule-impl`` and ``--chainrule-cmd`` in order, then every implementation installed
+under the entry-point group ``chainrule.implementations`` (unless ``--chainrule-no-entry-points``),
+with the source in the test id (``reference``, ``impl=SPEC``, ``cmd=COMMAND``, ``entry=NAME``).
+``--chainrule-examples N`` loads a Hypothesis profile of N examples per property;
+``--chainrule-timeout SECONDS`` sets the per-call limit.
 
 A source that cannot be loaded or started errors its own tests only; one that hangs or dies is
 retired and fails its remaining tests at once; the other sources are checked as usual. At the
 end, the terminal summary says what each source declared it does not support (never
-exercised, never counted as agreement) and which were retired.
+exercised, never counted as agreement) and which were retired; under pytest-xdist the workers
+send their lines to the controller, which prints them once.
+
+The plugin loads into every pytest run of the environment, so it stays out of the way: every
+option carries the ``chainrule-`` prefix, nothing is imported until a test asks for a source,
+and no Hypothesis profile is loaded unless ``--chainrule-examples`` is given.
 """
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import settings
 
-__all__ = ["REFERENCE"]
+__all__: list[str] = []
 
-REFERENCE = "reference:Reference"
-_LOADED = pytest.StashKey[list]()
+_LOADED = pytest.StashKey[list]()  # (label, Implementation) for each source this process loaded
+_FROM_WORKERS = pytest.StashKey[list]()  # summary lines the xdist workers sent (controller only)
+_WORKEROUTPUT_KEY = "chainrule_summary"
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("chainrule", "chainrule gradient sources")
-    group.addoption("--impl", action="append", default=[], metavar="MODULE:ATTR", help="also check this Python implementation (repeatable)")
-    group.addoption("--cmd", action="append", default=[], metavar="COMMAND", help="also check this JSON-lines command (repeatable)")
-    group.addoption("--max-examples", type=int, default=None, metavar="N", help="Hypothesis examples per property")
-    group.addoption("--impl-timeout", type=float, default=None, metavar="SECONDS", help="seconds per call before a source counts as hung (default 10)")
-    group.addoption("--no-entry-points", action="store_true", help="leave out implementations installed as entry points")
+    group.addoption("--chainrule-impl", action="append", default=[], metavar="MODULE:ATTR", help="also check this Python implementation (repeatable)")
+    group.addoption("--chainrule-cmd", action="append", default=[], metavar="COMMAND", help="also check this JSON-lines command (repeatable)")
+    group.addoption("--chainrule-examples", type=int, default=None, metavar="N", help="Hypothesis examples per property (default: the loaded profile's)")
+    group.addoption(
+        "--chainrule-timeout", type=float, default=None, metavar="SECONDS", help="seconds per call before a source counts as hung (default 10)"
+    )
+    group.addoption("--chainrule-no-entry-points", action="store_true", help="leave out implementations installed as entry points")
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(trylast=True)  # after Hypothesis's own plugin loads --hypothesis-profile: N examples on top of it
 def pytest_configure(config):
     config.stash[_LOADED] = []
-    examples = config.getoption("--max-examples", None)
-    if examples:
-        settings.register_profile("chainrule-max-examples", settings(settings.default, max_examples=examples))
-        settings.load_profile("chainrule-max-examples")
+    config.stash[_FROM_WORKERS] = []
+    examples = config.getoption("--chainrule-examples")
+    if examples is not None:
+        from hypothesis import settings
+
+        settings.register_profile("chainrule-examples", settings(settings.default, max_examples=examples))
+        settings.load_profile("chainrule-examples")
 
 
 def _sources(config) -> list[tuple[str, str]]:
     """(kind, spec) for every source the run judges: the reference first."""
-    entry_points = []
-    if not config.getoption("--no-entry-points"):
-        from oracles.plugins import entry_point_names
+    from chainrule.sources.load import REFERENCE, entry_point_names
 
-        entry_points = [("entry", name) for name in entry_point_names()]
-    impls = [("impl", s) for s in config.getoption("--impl")]
-    return [("impl", REFERENCE)] + impls + [("cmd", c) for c in config.getoption("--cmd")] + entry_points
+    entry_points = [] if config.getoption("--chainrule-no-entry-points") else [("entry", name) for name in entry_point_names()]
+    impls = [("impl", spec) for spec in config.getoption("--chainrule-impl")]
+    cmds = [("cmd", spec) for spec in config.getoption("--chainrule-cmd")]
+    return [("impl", REFERENCE)] + impls + cmds + entry_points
 
 
 def _ours(metafunc) -> bool:
@@ -61,31 +72,22 @@ def _ours(metafunc) -> bool:
 
 def pytest_generate_tests(metafunc):
     if "implementation" in metafunc.fixturenames and _ours(metafunc):
+        from chainrule.sources.load import REFERENCE
+
         sources = _sources(metafunc.config)
         ids = ["reference" if spec == REFERENCE else f"{kind}={spec}" for kind, spec in sources]
         metafunc.parametrize("implementation", sources, ids=ids, indirect=True, scope="session")
 
 
-def _open(kind: str, spec: str, timeout: float | None):
-    from oracles.crosscheck import as_implementation
-    from oracles.plugins import load_entry_point, with_timeout
-
-    if kind == "cmd":
-        from oracles.jsonlines import command
-
-        return command(spec) if timeout is None else command(spec, timeout=timeout)
-    loaded = load_entry_point(spec) if kind == "entry" else as_implementation(spec)
-    return loaded if timeout is None else with_timeout(loaded, timeout)
-
-
 @pytest.fixture(scope="session")
 def implementation(request):
     """The gradient source under test, loaded once per session (a command: started once, stopped at the end)."""
-    from oracles.plugins import LoadError
+    from chainrule.sources.faults import LoadError
+    from chainrule.sources.load import open_source
 
     kind, spec = request.param
     try:
-        loaded = _open(kind, spec, request.config.getoption("--impl-timeout"))
+        loaded = open_source(kind, spec, request.config.getoption("--chainrule-timeout"))
     except (LoadError, ValueError) as error:
         pytest.fail(f"cannot load {spec}: {error}", pytrace=False)
     request.config.stash[_LOADED].append((f"{kind}={spec}", loaded))
@@ -93,13 +95,33 @@ def implementation(request):
     loaded.close()
 
 
-def pytest_terminal_summary(terminalreporter, config):
+def _summary_lines(config) -> list[str]:
+    """What the sources this process loaded never exercised, and which were retired."""
     lines = []
     for label, loaded in config.stash.get(_LOADED, []):
         if loaded.unexercised:
             lines.append(f"{label}: not exercised (outside what it declares it supports): {', '.join(loaded.unexercised)}")
         if loaded.retired is not None:
             lines.append(f"{label}: retired after a fatal fault ({loaded.retired.kind}): {loaded.retired.message}")
+    return lines
+
+
+def pytest_sessionfinish(session):
+    """On an xdist worker: hand the summary lines to the controller, which loaded no source."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_WORKEROUTPUT_KEY] = _summary_lines(session.config)
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: absent without xdist
+def pytest_testnodedown(node, error):
+    """On the xdist controller: collect what a finished worker sent (nothing if it crashed)."""
+    lines = getattr(node, "workeroutput", {}).get(_WORKEROUTPUT_KEY, [])
+    node.config.stash[_FROM_WORKERS].extend(lines)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    lines = list(dict.fromkeys(_summary_lines(config) + config.stash.get(_FROM_WORKERS, [])))  # each once, in order
     if lines:
         terminalreporter.section("chainrule")
         for line in lines:

@@ -1,15 +1,12 @@
-"""chainrule's judges: ``crosscheck`` a gradient source against every available oracle.
+"""chainrule's judges: independent gradient sources that every answer is compared with.
 
-    from oracles import crosscheck
-    summary = crosscheck(my_backprop, examples=200)   # AssertionError (CheckFailure) on a disagreement
+    torch_autograd.py      PyTorch autograd, the network built from torch primitives (float64)
+    jax_grad.py            JAX grad, every small network as one padded compiled function
+    finite_differences.py  structural central differences, kink-aware, Richardson refinement
+    registry.py            which oracles exist here, each loaded lazily (a missing framework
+                           makes its oracle unavailable, never an error)
+    base.py                what an oracle answers (OracleGradients) and says of itself (OracleInfo)
 
-Importing this package imports numpy and Hypothesis, never torch or jax: each oracle's
-framework is imported only when the registry first loads it.
+No judge imports the reference or the engine: a judge that shares the defendant's code shares
+its bugs. Importing this package imports nothing.
 """
-
-# Bound eagerly on purpose: were the names looked up lazily, importing the submodule
-# ``oracles.crosscheck`` first would leave the package attribute ``crosscheck`` bound to that
-# module instead of the function.
-from .crosscheck import CheckFailure, Summary, crosscheck
-
-__all__ = ["crosscheck", "CheckFailure", "Summary"]

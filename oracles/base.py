@@ -11,18 +11,15 @@ convention, reported as such.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .tolerances import Sensitivity
+from chainrule.contract import KINK_DERIVATIVES
 
-__all__ = ["CONTRACT_KINK_DERIVATIVES", "OracleGradients", "OracleInfo"]
+__all__ = ["OracleGradients", "OracleInfo"]
 
 Params = list[tuple[np.ndarray, np.ndarray]]
 
-CONTRACT_KINK_DERIVATIVES = {"relu": 0.0, "leaky_relu": 0.01}
 
 
 @dataclass(frozen=True)
@@ -33,7 +30,6 @@ class OracleGradients:
     grads: Params
     trusted: list[tuple[np.ndarray, np.ndarray]] | None = None  # None: every entry is evidence
     kinks: frozenset[str] = frozenset()  # kinked activations with a pre-activation exactly 0 here
-    sensitivity: Sensitivity | None = None  # tolerances.sensitivity of the case
 
     def trusted_mask(self, layer: int, which: int) -> np.ndarray:
         """Boolean mask of the entries of grads[layer][which] (0: W, 1: b) that are evidence."""
@@ -52,4 +48,4 @@ class OracleInfo:
     available: bool
     reason: str = ""  # why it is unavailable
     exact: bool = True  # exact to rounding (autodiff), or approximate (finite differences)
-    kink_derivatives: dict[str, float | None] = field(default_factory=lambda: dict(CONTRACT_KINK_DERIVATIVES))
+    kink_derivatives: dict[str, float | None] = field(default_factory=lambda: dict(KINK_DERIVATIVES))

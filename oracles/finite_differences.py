@@ -2,28 +2,13 @@
 
 For each parameter theta (every W(l)[j, i] and b(l)[j])
 
-    dL/dtheta ~ (L(theta + h) - L(theta - h)) / 2h,     h = cbrt(eps) * max(1, |theta|)
+    dL/dtheta ~ (L(theta + h) - L(theta - h)) / 2h,     h = cbrt(eps) * max(1, |theta|), rounded so theta +- h are floats
 
-whose error is h^2 L'''/6 (truncation) plus about eps |L| / h (rounding); the cube root of
-machine epsilon balances the two. h is then replaced by (|theta| + h) - |theta|: whenever
-|theta| >= h (Sterbenz) theta + h and theta - h are then floats, so the points evaluated are
-exactly h away and no representation error enters the quotient; below that they round by at
-most eps h.
-
-The network is this module's own, in float64, as the contract defines it (rows are examples):
-
-    Z(l) = A(l-1) W(l)^T + b(l),   A(l) = sigma(Z(l)),   A(0) = X
-
-Nothing is rerun in full per entry. One forward pass caches Z(l) and A(l). Moving W(l)[j, i]
-by +-h moves only column j of Z(l), by +-h A(l-1)[:, i] (b(l)[j]: by +-h), so column j of A(l)
-moves by some dA, and Z(l+1) by the rank-1 update dA W(l+1)[:, j]^T. Only layers l+2..L run
-in full, as one matmul over a leading perturbation axis, in chunks of at most CHUNK_BYTES.
-
-A central difference is evidence only where the loss is smooth between theta - h and
-theta + h. An entry whose +-h moves any relu, leaky_relu or elu pre-activation (elu is only
-C1 at 0) to another sign, where the sign of 0 is 0 (across 0, or onto or off exactly 0), is
-marked untrusted. A pre-activation that stays exactly 0 in all three evaluations is not a
-crossing: the loss does not move through it, and neither does the chain rule (dz/dtheta = 0).
+on this module's own float64 network (one cached forward pass; a perturbation reruns only the
+layers after it, batched). An entry whose +-h moves a relu, leaky_relu or elu pre-activation to
+another sign (the sign of 0 is 0) is marked untrusted: no evidence. ``refine`` re-estimates
+disputed entries by Richardson extrapolation. The error analysis, the rank-1 updates and the
+refinement: docs/oracles.md.
 """
 
 from __future__ import annotations
@@ -31,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, log_softmax, ndtr, softmax
 
-from .base import OracleGradients, OracleInfo
-from .tolerances import sensitivity
+from chainrule.contract import KINKED, LEAKY_SLOPE
+from chainrule.oracles.base import OracleGradients, OracleInfo
 
 __all__ = [
     "ACTIVATIONS", "CHUNK_BYTES", "FiniteDifferences", "LOSSES", "REFINE_LEVELS", "REFINE_STEP", "SIGN_SENSITIVE", "STEP", "step", "validated",
@@ -45,14 +30,13 @@ REFINE_STEP = 2.0**-7  # relative step of refine's largest central difference
 REFINE_LEVELS = 8  # refine halves the step this many times, less one
 CHUNK_BYTES = 4 * 2**20  # buffers of one batch of perturbations: cache-sized, and paged in once per call
 _ARRAYS_PER_PERTURBATION = 3  # buffers of the widest recomputed layer per perturbation: z, a, sign
-KINKED = ("relu", "leaky_relu")  # not differentiable at 0
 SIGN_SENSITIVE = KINKED + ("elu",)  # a step across 0 breaks the central-difference error bound
 
 # sigma(z, out): each writes into out (a buffer other than z) when given one, else allocates.
 ACTIVATIONS = {
     "identity": lambda z, out=None: z,
     "relu": lambda z, out=None: np.maximum(z, 0.0, out=out),
-    "leaky_relu": lambda z, out=None: np.maximum(z, np.multiply(z, 0.01, out=out), out=out),  # max(z, 0.01 z)
+    "leaky_relu": lambda z, out=None: np.maximum(z, np.multiply(z, LEAKY_SLOPE, out=out), out=out),  # max(z, slope z)
     "sigmoid": lambda z, out=None: expit(z, out=out),
     "tanh": lambda z, out=None: np.tanh(z, out=out),
     "softplus": lambda z, out=None: np.logaddexp(0.0, z, out=out),  # log(1 + e^z)
@@ -253,7 +237,7 @@ class FiniteDifferences:
             grads.append((g[:, :-1].copy(), g[:, -1].copy()))
             trusted.append((ok[:, :-1].copy(), ok[:, -1].copy()))
         kinks = frozenset(name for name, z in zip(net.activations, net.Z) if name in KINKED and (z == 0).any())
-        return OracleGradients(float(net.loss(net.Z[-1])), grads, trusted, kinks, sensitivity(arch, params, X, Y))
+        return OracleGradients(float(net.loss(net.Z[-1])), grads, trusted, kinks)
 
     def loss_and_gradients(self, arch, params, X, Y) -> tuple[float, Params]:
         """The contract: the loss and every central difference (untrusted entries included)."""
@@ -261,7 +245,7 @@ class FiniteDifferences:
         return result.loss, result.grads
 
     def refine(self, arch, params, X, Y, entries) -> dict[tuple, float]:
-        """A more precise dL/dtheta for the given entries (layer, which, index), which 0: W, 1: b.
+        """A more precise dL/dtheta for the given entries (TensorId, index), keyed the same way.
 
         Central differences at h / 2^k, h = REFINE_STEP * max(1, |theta|) / max(1, |a(l-1)_i|),
         k < REFINE_LEVELS, are Richardson-extrapolated. Steps at or above the largest one that
@@ -272,11 +256,11 @@ class FiniteDifferences:
         net = _Network(arch, params, X, Y)
         refined = {}
         levels = 2.0 ** -np.arange(REFINE_LEVELS)
-        for l in sorted({entry[0] for entry in entries}):
-            layer = [entry for entry in entries if entry[0] == l]
+        for l in sorted({tensor.slot[0] for tensor, _ in entries}):
+            layer = [(tensor, index) for tensor, index in entries if tensor.slot[0] == l]
             theta, A_ext = net.theta(l)
-            j = np.array([index[0] for _, _, index in layer], dtype=int)
-            i = np.array([index[1] if which == 0 else theta.shape[1] - 1 for _, which, index in layer], dtype=int)
+            j = np.array([index[0] for _, index in layer], dtype=int)
+            i = np.array([index[1] if tensor.kind == "W" else theta.shape[1] - 1 for tensor, index in layer], dtype=int)
             # scaled so the largest move of z(l) stays REFINE_STEP * max(1, |theta|): a large input
             # a(l-1)_i would otherwise carry every step out of the asymptotic range
             h0 = step(theta[j, i], REFINE_STEP) / np.maximum(1.0, np.abs(A_ext[:, i]).max(axis=0))

@@ -1,36 +1,15 @@
 """JAX grad as an oracle: the contract's network built from jax.nn in float64, on the CPU.
 
-For layer l = 1..L, with A(0) = X (rows are examples):
+``jax.value_and_grad`` of the loss (the log losses from z, as log_softmax and softplus) gives
+dL/dW(l) and dL/db(l); gelu is jax.nn's exact erfc form. At the kinks jax.nn keeps its own
+convention, declared in ``info.kink_derivatives``: relu'(0) = 0 as in the contract, but
+leaky_relu'(0) = 1 where the contract takes 0.01.
 
-    Z(l) = A(l-1) W(l)^T + b(l)        A(l) = sigma(Z(l))
+Every network is embedded in a padded one (widths, batch and depth rounded up to powers of two,
+at least MIN_PADDED; zero neurons, identity layers, masks) so that one jit-compiled function
+serves many architectures: why and how, docs/oracles.md.
 
-and the loss from the output layer's z and a (N examples):
-
-    mse:                  L = (1/N) sum_k ||a_k - y_k||^2
-    cross_entropy:        L = -(1/N) sum_kj y_kj log_softmax(z_k)_j
-    binary_cross_entropy: L = (1/N) sum_kj [y_kj softplus(-z_kj) + (1 - y_kj) softplus(z_kj)]
-
-``jax.value_and_grad`` of L gives dL/dW(l) and dL/db(l). The activations are jax.nn's own,
-gelu in its exact erfc form. At the kinks jax.nn keeps its own convention, declared in
-``info.kink_derivatives``: relu'(0) = 0 as in the contract, but leaky_relu'(0) = 1 (jax.nn
-takes the z >= 0 branch) where the contract takes 0.01.
-
-One compiled function serves many architectures. Compiling per architecture costs 0.2-0.5 s
-and eager mode recompiles every primitive for each new shape (about 1 s a call), while the
-checks ask about hundreds of architectures, most of them once. So the network is embedded in
-a padded one whose shape only depends on size classes:
-- every width and the batch are rounded up to a power of two (at least 8); the extra neurons
-  get zero weights and biases, so their z = 0 and their a is finite, and they meet only zero
-  weights in the next layer: the real sums gain exact zeros and nothing else. Extra columns
-  are masked out of softmax, of the loss and of kink detection, extra rows out of the loss;
-- the depth is rounded up to a power of two (at least 8) with identity layers (W = I, b = 0)
-  in front of the first real layer, which pass X through exactly;
-- each layer's activation and the loss are picked at run time by ``lax.switch`` from codes.
-jax.jit compiles once per (padded depth, padded widths, padded batch), 2-5 s, and keeps it;
-the keys are few (powers of two), and every network of depth, widths and batch <= 8 shares one.
-
-Importing this module enables float64 in JAX (``jax_enable_x64``), which JAX only allows
-globally.
+Importing this module enables float64 in JAX (``jax_enable_x64``), which JAX only allows globally.
 """
 
 from __future__ import annotations
@@ -42,15 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .base import OracleGradients, OracleInfo
-from .tolerances import sensitivity
+from chainrule.contract import KINKED, LEAKY_SLOPE
+from chainrule.oracles.base import OracleGradients, OracleInfo
 
 __all__ = ["JaxGrad"]
 
 jax.config.update("jax_enable_x64", True)
 
-LEAKY_SLOPE = 0.01
-KINKED = ("relu", "leaky_relu")
 MIN_PADDED = 8  # smallest padded depth, width or batch: one compilation covers small networks
 _CPU = jax.devices("cpu")[0]
 
@@ -159,7 +136,7 @@ class JaxGrad:
         ]
         hit = np.asarray(hits)[extra:]
         kinks = frozenset(name for name, h in zip(arch.activations, hit) if h and name in KINKED)
-        return OracleGradients(float(loss), grads, trusted=None, kinks=kinks, sensitivity=sensitivity(arch, params, X, Y))
+        return OracleGradients(float(loss), grads, trusted=None, kinks=kinks)
 
     def loss_and_gradients(self, arch, params, X, Y) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
         result = self.gradients(arch, params, X, Y)

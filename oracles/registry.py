@@ -6,16 +6,16 @@ import importlib
 from dataclasses import dataclass
 from functools import cache
 
-from .base import OracleInfo
+from chainrule.oracles.base import OracleInfo
 
 __all__ = ["Registered", "ORACLE_TARGETS", "registry", "available", "get"]
 
 # name -> (framework, "module:Class"). Each class takes no arguments and has ``info`` and
 # ``gradients(arch, params, X, Y) -> OracleGradients``.
 ORACLE_TARGETS = {
-    "torch": ("torch", "oracles.torch_autograd:TorchAutograd"),
-    "jax": ("jax", "oracles.jax_grad:JaxGrad"),
-    "finite_differences": ("numpy", "oracles.finite_differences:FiniteDifferences"),
+    "torch": ("torch", "chainrule.oracles.torch_autograd:TorchAutograd"),
+    "jax": ("jax", "chainrule.oracles.jax_grad:JaxGrad"),
+    "finite_differences": ("numpy", "chainrule.oracles.finite_differences:FiniteDifferences"),
 }
 
 

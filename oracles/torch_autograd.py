@@ -24,13 +24,11 @@ import math
 import numpy as np
 import torch
 
-from .base import OracleGradients, OracleInfo
-from .tolerances import sensitivity
+from chainrule.contract import KINKED, LEAKY_SLOPE
+from chainrule.oracles.base import OracleGradients, OracleInfo
 
 __all__ = ["TorchAutograd"]
 
-LEAKY_SLOPE = 0.01
-KINKED = ("relu", "leaky_relu")
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 
 Tensor = torch.Tensor
@@ -107,7 +105,7 @@ class TorchAutograd:
             loss = LOSSES[arch.loss](z, a, _tensor(Y)) / len(X)
             flat = torch.autograd.grad(loss, [t for pair in leaves for t in pair])
         grads = [(_numpy(dW), _numpy(db)) for dW, db in zip(flat[0::2], flat[1::2])]
-        return OracleGradients(loss.item(), grads, trusted=None, kinks=frozenset(kinks), sensitivity=sensitivity(arch, params, X, Y))
+        return OracleGradients(loss.item(), grads, trusted=None, kinks=frozenset(kinks))
 
     def loss_and_gradients(self, arch, params, X, Y) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
         result = self.gradients(arch, params, X, Y)

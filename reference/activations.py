@@ -15,9 +15,10 @@ from typing import Callable
 import numpy as np
 from scipy.special import ndtr
 
+from chainrule.contract import LEAKY_SLOPE
+
 __all__ = ["Activation", "ACTIVATIONS", "LEAKY_SLOPE"]
 
-LEAKY_SLOPE = 0.01
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 
 Array = np.ndarray

@@ -9,17 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ACTIVATION_NAMES", "LOSS_NAMES", "KINKED", "Architecture"]
+from chainrule.contract import ACTIVATION_NAMES, KINKED, LOSS_NAMES, REQUIRED_OUTPUT
 
-ACTIVATION_NAMES = (
-    "identity", "relu", "leaky_relu", "sigmoid", "tanh",
-    "softplus", "elu", "gelu", "silu", "softmax",
-)
-LOSS_NAMES = ("mse", "cross_entropy", "binary_cross_entropy")
-# Activations with a non-differentiable point at z = 0 (the contract's kinks).
-KINKED = ("relu", "leaky_relu")
-# Losses that are only defined after one output activation.
-REQUIRED_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+__all__ = ["ACTIVATION_NAMES", "LOSS_NAMES", "KINKED", "REQUIRED_OUTPUT", "Architecture"]
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import itertools
 
-from oracles.plugins import Fault, Implementation, answer
-from oracles.registry import Registered
-from oracles.strategies import Case
-from reference import article
-
-from .records import Article, ArticleSource
+from chainrule.case import Case
+from chainrule.oracles.registry import Registered
+from chainrule.reference import article
+from chainrule.reports.records import Article, ArticleSource
+from chainrule.sources.ask import answer
+from chainrule.sources.faults import Fault
+from chainrule.sources.implementation import Implementation
 
 __all__ = ["PUBLISHED", "article_case", "article_values", "labels"]
 

@@ -23,13 +23,14 @@ import sys
 
 import numpy as np
 
-from reference import ACTIVATIONS, LOSSES, Architecture, article, backward, forward, update
+from chainrule.case import random_case
+from chainrule.reference import ACTIVATIONS, LOSSES, Architecture, article, backward, forward, update
+from chainrule.status import Exit
 
 __all__ = ["MAX_PARAMETERS", "MAX_PATHS", "article_walkthrough", "explain_command", "path_count", "random_example", "walkthrough"]
 
 MAX_PATHS = 200  # chain-rule terms printed, over all parameters: beyond this nobody reads it
 MAX_PARAMETERS = 60
-EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def _n(x) -> str:
@@ -206,30 +207,29 @@ def article_walkthrough() -> str:
 
 
 def random_example(arch: Architecture, seed: int):
-    """Readable random parameters and one example: two decimals, targets valid for the loss."""
-    rng = np.random.default_rng(seed)
-    params = [(rng.uniform(-1, 1, (n_out, n_in)).round(2), rng.uniform(-1, 1, n_out).round(2)) for n_in, n_out in zip(arch.sizes, arch.sizes[1:])]
-    X = rng.uniform(-2, 2, (1, arch.sizes[0])).round(2)
-    width = arch.sizes[-1]
+    """The one-example case of chainrule.case.random_case, rounded to two decimals to read easily:
+    cross-entropy targets one-hot at their largest entry, binary ones rounded to 0 or 1."""
+    case = random_case(arch, 1, seed)
+    params = [(W.round(2), b.round(2)) for W, b in case.params]
     if arch.loss == "cross_entropy":
-        Y = np.eye(width)[[rng.integers(width)]]
+        Y = np.eye(arch.sizes[-1])[[int(case.Y.argmax())]]
     elif arch.loss == "binary_cross_entropy":
-        Y = rng.integers(0, 2, (1, width)).astype(np.float64)
+        Y = case.Y.round()
     else:
-        Y = rng.uniform(0, 1, (1, width)).round(2)
-    return params, X, Y
+        Y = case.Y.round(2)
+    return params, case.X.round(2), Y
 
 
 def explain_command(args) -> int:
     """``chainrule explain [ARCH] [--seed S]``: 0, or 2 with one line for an unusable ARCH."""
     if args.arch is None:
         print(article_walkthrough(), end="")
-        return EXIT_OK
+        return Exit.AGREE
     try:
         arch = Architecture.parse(args.arch)
     except ValueError as error:
         print(f"chainrule: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     paths = path_count(arch)
     if paths > MAX_PATHS or arch.parameter_count > MAX_PARAMETERS:
         print(
@@ -237,7 +237,7 @@ def explain_command(args) -> int:
             f"explain tells at most {MAX_PARAMETERS} parameters and {MAX_PATHS} paths",
             file=sys.stderr,
         )
-        return EXIT_USAGE
+        return Exit.USAGE
     params, X, Y = random_example(arch, args.seed)
     print(walkthrough(arch, params, X, Y, article.ALPHA, f"{arch} with random parameters (seed {args.seed}), one example"), end="")
-    return EXIT_OK
+    return Exit.AGREE

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from oracles.compare import Status, TensorComparison
-from oracles.crosscheck import CheckFailure, crosscheck, judge
-from oracles.diagnosis import diagnose
-from oracles.plugins import Implementation
-from oracles.registry import Registered
-from oracles.strategies import Case
-from oracles.verdict import CaseVerdict, format_failure
-
-from .records import Counterexample, Disagreement, TensorView
+from chainrule.case import Case
+from chainrule.compare import TensorComparison
+from chainrule.diagnosis import diagnose
+from chainrule.judge import judge
+from chainrule.oracles.registry import Registered
+from chainrule.reports.records import Counterexample, Disagreement, TensorView
+from chainrule.search import CheckFailure, crosscheck
+from chainrule.sources.implementation import Implementation
+from chainrule.status import Status
+from chainrule.verdict import CaseVerdict, format_failure
 
 __all__ = ["counterexample", "find_counterexample"]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import jinja2
 
-from .atomic import write_atomic
-from .results import from_json
-from .views import view
+from chainrule.reports.atomic import write_atomic
+from chainrule.reports.results import from_json
+from chainrule.reports.views import view
 
 __all__ = ["environment", "render", "write"]
 

@@ -13,28 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from oracles.compare import Comparison, Status
-from oracles.plugins import Fault
+from chainrule.sources.faults import Fault
+from chainrule.status import Status
+
+if TYPE_CHECKING:  # the renderer of results.json loads no judge and no engine
+    from chainrule.compare import Comparison
 
 __all__ = [
     "Article", "ArticleSource", "CaseInfo", "Counterexample", "Disagreement", "Environment",
-    "Record", "Report", "Settings", "Source", "Status", "TensorView", "ToleranceRow", "overall",
+    "Record", "Report", "Settings", "Source", "Status", "TensorView", "ToleranceRow",
 ]
-
-# Strongest first: one failing case makes the whole verdict fail, any agreement outranks no evidence.
-_PRECEDENCE = (
-    Status.ERROR, Status.DISAGREE, Status.AGREE, Status.CONVENTION,
-    Status.NO_EVIDENCE, Status.SKIPPED, Status.PENDING,
-)
-
-
-def overall(statuses) -> Status:
-    """The verdict over several statuses: the first of ERROR, DISAGREE, AGREE, CONVENTION,
-    NO_EVIDENCE, SKIPPED present; PENDING when there is nothing (nothing was decided)."""
-    present = set(statuses)
-    return next((status for status in _PRECEDENCE if status in present), Status.PENDING)
-
 
 @dataclass(frozen=True)
 class Record:

@@ -14,8 +14,8 @@ import typing
 from enum import Enum
 from pathlib import Path
 
-from .atomic import write_atomic
-from .records import Report
+from chainrule.reports.atomic import write_atomic
+from chainrule.reports.records import Report
 
 __all__ = ["FORMAT", "to_json", "from_json", "write", "read_json"]
 

@@ -26,20 +26,19 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from oracles.registry import available
-from oracles.tolerances import TOLERANCES
-
-from . import html, results
-from .article import article_case, article_values
-from .explain import article_walkthrough
-from .failures import find_counterexample
-from .records import Environment, Report, Settings, Status, ToleranceRow
-from .sources import load_plugins, oracle_sources
-from .sweep import ARTICLE, case_info, generate, sweep
+from chainrule.oracles.registry import available
+from chainrule.reports import html, results
+from chainrule.reports.article import article_case, article_values
+from chainrule.reports.explain import article_walkthrough
+from chainrule.reports.failures import find_counterexample
+from chainrule.reports.records import Environment, Report, Settings, Status, ToleranceRow
+from chainrule.reports.sources import load_plugins, oracle_sources
+from chainrule.reports.sweep import ARTICLE, case_info, generate, sweep
+from chainrule.status import Exit
+from chainrule.tolerances import TOLERANCES
 
 __all__ = ["build_report", "exit_status", "report_command"]
 
-EXIT_AGREE, EXIT_DISAGREE, EXIT_USAGE = 0, 1, 2
 FAILED = (Status.DISAGREE, Status.ERROR)
 
 
@@ -110,10 +109,10 @@ def build_report(impls: list[str], cmds: list[str], examples: int, seed: int, jo
 def exit_status(report: Report) -> int:
     """2 if a plug-in could not be loaded, 1 if anything disagreed or erred (or nothing could judge), else 0."""
     if any(not s.available and s.kind != "oracle" for s in report.sources):
-        return EXIT_USAGE
+        return Exit.USAGE
     if not any(s.available for s in report.sources if s.kind == "oracle"):
-        return EXIT_DISAGREE
-    return EXIT_DISAGREE if any(r.status in FAILED for r in report.records) else EXIT_AGREE
+        return Exit.DISAGREE
+    return Exit.DISAGREE if any(r.status in FAILED for r in report.records) else Exit.AGREE
 
 
 def report_command(args) -> int:

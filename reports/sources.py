@@ -12,14 +12,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from oracles.plugins import Implementation, LoadError, entry_point_names, load, load_entry_point
-from oracles.registry import registry
-
-from .records import Source
+from chainrule.oracles.registry import registry
+from chainrule.reports.records import Source
+from chainrule.sources.faults import LoadError
+from chainrule.sources.implementation import Implementation
+from chainrule.sources.load import REFERENCE, entry_point_names, open_source
 
 __all__ = ["REFERENCE", "Plugin", "load_plugins", "open_plugin", "oracle_sources"]
-
-REFERENCE = "reference:Reference"
 
 
 @dataclass(frozen=True)
@@ -33,15 +32,8 @@ class Plugin:
 
 
 def open_plugin(plugin: Plugin) -> Implementation:
-    """Load or start it (LoadError when it cannot be); the jsonlines module only for commands."""
-    if plugin.kind == "cmd":
-        from oracles.jsonlines import command
-
-        implementation = command(plugin.spec)
-    elif plugin.kind == "entry":
-        implementation = load_entry_point(plugin.spec)
-    else:
-        implementation = load(plugin.spec)
+    """Load or start it (LoadError when it cannot be)."""
+    implementation = open_source(plugin.kind, plugin.spec)
     return dataclasses.replace(implementation, name=plugin.name) if plugin.name else implementation
 
 

@@ -25,18 +25,17 @@ from typing import Callable
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 
-from oracles.compare import compare
-from oracles.crosscheck import adjudicate, ask_oracles, judge
-from oracles.kinks import rounding_ambiguous
-from oracles.plugins import Implementation
-from oracles.registry import Registered, available
-from oracles.strategies import Case, cases
-from oracles.tolerances import TOLERANCES, tolerance_for
+from chainrule.case import Case
+from chainrule.judge import ask_oracles, judge, judge_oracle
+from chainrule.kinks import rounding_ambiguous
+from chainrule.oracles.registry import Registered, available
+from chainrule.reports.records import CaseInfo, Record
+from chainrule.reports.sources import Plugin, open_plugin
+from chainrule.sources.implementation import Implementation
+from chainrule.strategies import cases
+from chainrule.tolerances import sensitivity, tolerance_row
 
-from .records import CaseInfo, Record
-from .sources import Plugin, open_plugin
-
-__all__ = ["ARTICLE", "case_info", "generate", "judge_case", "method", "oracle_pairs", "sweep"]
+__all__ = ["ARTICLE", "case_info", "generate", "oracle_pairs", "records_of_case", "sweep"]
 
 ARTICLE = "article"  # the id of the article's worked example among the cases
 CHUNK = 8  # cases per task with --jobs
@@ -72,18 +71,12 @@ def case_info(case_id: str, case: Case) -> CaseInfo:
     return CaseInfo(case_id, case.describe(), case.arch.activations, case.arch.loss, case.arch.depth, case.batch_size)
 
 
-def method(registered: Registered) -> str:
-    """The row of TOLERANCES that judges with this oracle."""
-    tolerance = tolerance_for(registered.info)
-    return next(kind for kind, row in TOLERANCES.items() if row is tolerance)
-
-
 def oracle_pairs(judges: list[Registered]) -> list[tuple[Registered, Registered]]:
     """(judged, judge) for every two oracles: an approximate oracle judges an exact one; else the earlier judges."""
     return [(b, a) if a.info.exact <= b.info.exact else (a, b) for a, b in itertools.combinations(judges, 2)]
 
 
-def judge_case(case_id: str, case: Case, implementations: list[Implementation], judges: list[Registered]) -> list[Record]:
+def records_of_case(case_id: str, case: Case, implementations: list[Implementation], judges: list[Registered]) -> list[Record]:
     """Every record of one case: each implementation against each oracle, then each pair of oracles."""
     answers = ask_oracles(case, judges)
     records = []
@@ -97,15 +90,14 @@ def judge_case(case_id: str, case: Case, implementations: list[Implementation], 
             records += [record.faulted(verdict.fault, verdict.seconds) for record in blank]
         else:
             records += [
-                record.decided(comparison, verdict.seconds, method(registered))
+                record.decided(comparison, verdict.seconds, tolerance_row(registered.info))
                 for record, comparison, registered in zip(blank, verdict.comparisons, judges)
             ]
+    bounds = sensitivity(case.arch, case.params, case.X, case.Y)
     for judged, judging in oracle_pairs(judges):
-        got, seconds = answers[judged.info.name]
-        expected, _ = answers[judging.info.name]
-        comparison = compare(got.loss, got.grads, expected, judging.info, source=judged.info)
-        comparison = adjudicate(comparison, judging, case, got.loss, got.grads, source=judged.info)
-        records.append(Record(judged.info.name, judging.info.name, case_id).decided(comparison, seconds, method(judging)))
+        comparison = judge_oracle(judged, judging, case, answers, bounds)
+        seconds = answers[judged.info.name][1]
+        records.append(Record(judged.info.name, judging.info.name, case_id).decided(comparison, seconds, tolerance_row(judging.info)))
     return records
 
 
@@ -118,7 +110,7 @@ def _start_worker(plugins: list[Plugin]) -> None:
 
 
 def _judge_chunk(chunk: list[tuple[str, Case]]) -> list[Record]:
-    return [record for case_id, case in chunk for record in judge_case(case_id, case, _worker["implementations"], _worker["judges"])]
+    return [record for case_id, case in chunk for record in records_of_case(case_id, case, _worker["implementations"], _worker["judges"])]
 
 
 def sweep(
@@ -133,7 +125,7 @@ def sweep(
     if jobs <= 1:
         records = []
         for case_id, case in numbered:
-            records += judge_case(case_id, case, implementations, judges)
+            records += records_of_case(case_id, case, implementations, judges)
             advance(1)
         return records
     chunks = [numbered[i : i + CHUNK] for i in range(0, len(numbered), CHUNK)]

@@ -1,6 +1,6 @@
 """What the page shows, derived from a Report (read from results.json) and nothing else.
 
-- verdicts: per implementation, the strongest status over its cases (records.overall), where a
+- verdicts: per implementation, the strongest status over its cases (chainrule.status.strongest), where a
   case's status is the strongest over its oracles;
 - matrix: per (source, oracle) pair, the worst error over the cases compared (AGREE or
   DISAGREE: a convention difference is listed apart, NO_EVIDENCE compared nothing); a pair of
@@ -15,10 +15,10 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from reference.architecture import ACTIVATION_NAMES, LOSS_NAMES
-
-from . import plots
-from .records import Record, Report, Source, Status, overall
+from chainrule.contract import ACTIVATION_NAMES, LOSS_NAMES
+from chainrule.reports import plots
+from chainrule.reports.records import Record, Report, Source, Status
+from chainrule.status import strongest
 
 __all__ = ["View", "view"]
 
@@ -89,7 +89,7 @@ def _case_statuses(records: list[Record]) -> dict[str, Status]:
     by_case = defaultdict(list)
     for record in records:
         by_case[record.case].append(record.status)
-    return {case: overall(statuses) for case, statuses in by_case.items()}
+    return {case: strongest(statuses) for case, statuses in by_case.items()}
 
 
 def _verdict(source: Source, records: list[Record], oracles: tuple[str, ...]) -> Verdict:
@@ -99,7 +99,7 @@ def _verdict(source: Source, records: list[Record], oracles: tuple[str, ...]) ->
         return Verdict(source.name, Status.PENDING.value, "not checked: no oracle is available")
     cases = _case_statuses(records)
     count = {status: sum(s is status for s in cases.values()) for status in Status}
-    status = overall(cases.values())
+    status = strongest(cases.values())
     if status is Status.ERROR:
         faults = sorted({r.note for r in records if r.status is Status.ERROR})
         text = f"error on {count[Status.ERROR]} of {len(cases)} cases: {faults[0]}"
@@ -203,7 +203,7 @@ def _cases(report: Report, oracles: tuple[str, ...]) -> tuple:
             notes = sorted({r.note for r in judged if r.note})
             if judged:
                 methods.append(f"{oracle} ({judged[0].method}{': ' + '; '.join(notes) if notes else ''})")
-        rows.append((case.id, case.description, overall(r.status for r in records).value, ", ".join(methods)))
+        rows.append((case.id, case.description, strongest(r.status for r in records).value, ", ".join(methods)))
     return tuple(rows)
 
 

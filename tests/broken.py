@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import ACTIVATIONS, LOSSES
-from reference.activations import Activation
+from chainrule.reference import ACTIVATIONS, LOSSES
+from chainrule.reference.activations import Activation
 
 __all__ = ["Broken", "BUGS", "CATALOGUE"]
 

@@ -36,7 +36,7 @@ def broken_crosscheck():
     once per session for each (bug, examples, seed) and shared by every test that asks (test_broken,
     test_diagnosis): the CheckFailure it raised (with ``.verdict`` and ``.diagnosis``), or the Summary
     it returned. One crosscheck of a bug takes seconds to a minute; the catalogue, minutes."""
-    from oracles.crosscheck import CheckFailure, crosscheck
+    from chainrule.search import CheckFailure, crosscheck
     from tests.broken import CATALOGUE
 
     results = {}

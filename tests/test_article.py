@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from oracles.registry import ORACLE_TARGETS, get
-from reference import Reference, backward, forward, update
-from reference import article
+from chainrule.oracles.registry import ORACLE_TARGETS, get
+from chainrule.reference import Reference, article, backward, forward, update
 
 TOL = 1e-12
 LOSS = 0.5001125

@@ -12,8 +12,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from oracles.strategies import architectures, cases
-from reference import Reference, article, update
+from chainrule.reference import Reference, article, update
+from chainrule.strategies import architectures, cases
 
 SMOOTH = ("identity", "sigmoid", "tanh", "softplus", "gelu", "silu", "softmax")  # difference quotients need no kinks
 reference = Reference()

@@ -2,8 +2,8 @@
 
 import pytest
 
-from oracles.compare import Status
-from oracles.crosscheck import CheckFailure
+from chainrule.search import CheckFailure
+from chainrule.status import Status
 from tests.broken import BUGS
 
 pytestmark = pytest.mark.xdist_group("broken-catalogue")  # one worker shares the crosscheck cache

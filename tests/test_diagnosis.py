@@ -11,16 +11,18 @@ import dataclasses
 import numpy as np
 import pytest
 
-from oracles.crosscheck import CheckFailure, crosscheck, judge
-from oracles.diagnosis import Diagnosis, _rejudge, diagnose
-from oracles.plugins import Fault, wrap
-from oracles.registry import get
-from oracles.strategies import Case
-from oracles.verdict import CaseVerdict, format_failure
+from chainrule.case import Case
+from chainrule.diagnosis import Diagnosis, _rejudge, diagnose
+from chainrule.judge import judge
+from chainrule.oracles.registry import get
+from chainrule.reference import ACTIVATIONS, LOSSES, Activation, Architecture
+from chainrule.search import CheckFailure, crosscheck
+from chainrule.sources.faults import Fault
+from chainrule.sources.implementation import wrap
+from chainrule.verdict import CaseVerdict, format_failure
+from tests.broken import BUGS, CATALOGUE
 
 pytestmark = pytest.mark.xdist_group("broken-catalogue")  # shares the crosscheck cache with test_broken
-from reference import ACTIVATIONS, LOSSES, Activation, Architecture
-from tests.broken import BUGS, CATALOGUE
 
 EXAMPLES = 200
 SEED = 2026

@@ -1,4 +1,4 @@
-"""Randomized directional checks (oracles/directional.py): correct answers pass, wrong entries are named."""
+"""Randomized directional checks (chainrule/directional.py): correct answers pass, wrong entries are named."""
 
 import ast
 import math
@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from oracles.compare import Status
-from oracles.directional import directional_check
-from oracles.kinks import rounding_ambiguous
-from oracles.strategies import cases
-from reference import Architecture, Reference
+import chainrule.reference.activations
+import chainrule.reference.network
+from chainrule.directional import directional_check
+from chainrule.kinks import rounding_ambiguous
+from chainrule.reference import Architecture, Reference
+from chainrule.status import Status
+from chainrule.strategies import cases
 from tests.broken import CATALOGUE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +56,7 @@ def _with_wrong(answer, entries, by=1e-3):
 
 
 def _named(result):
-    return {(t.layer, t.kind, w.index) for t, w in result.wrong}
+    return {(t.tensor.layer, t.tensor.kind, w.index) for t, w in result.wrong}
 
 
 def _describe(result) -> str:
@@ -249,16 +251,14 @@ def test_broken_implementations_are_rejected(bug):
 
 
 def test_directional_module_does_not_import_the_reference():
-    tree = ast.parse((ROOT / "oracles" / "directional.py").read_text())
+    tree = ast.parse((ROOT / "chainrule" / "directional.py").read_text())
     imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
-    assert not [name for name in imported if name.split(".")[0] == "reference"], imported
+    assert not [name for name in imported if name.startswith("chainrule.reference")], imported
 
 
 def test_directional_check_runs_without_the_reference_network(monkeypatch):
     """Its forward pass is its own: with the reference's forward and activations gone, it still judges."""
-    import reference.activations
-    import reference.network
 
     arch, params, X, Y = _case(NETWORKS["leaky-elu-ce"][0], NETWORKS["leaky-elu-ce"][1])
     answer = _answer(arch, params, X, Y)
@@ -266,22 +266,23 @@ def test_directional_check_runs_without_the_reference_network(monkeypatch):
     def gone(*args, **kwargs):
         raise AssertionError("the reference's network was used")
 
-    monkeypatch.setattr(reference.network, "forward", gone)
-    monkeypatch.setattr(reference.network, "ACTIVATIONS", {})
-    monkeypatch.setattr(reference.activations, "ACTIVATIONS", {})
+    monkeypatch.setattr(chainrule.reference.network, "forward", gone)
+    monkeypatch.setattr(chainrule.reference.network, "ACTIVATIONS", {})
+    monkeypatch.setattr(chainrule.reference.activations, "ACTIVATIONS", {})
     assert directional_check(answer, arch, params, X, Y).status is Status.AGREE
 
 
-def test_judge_case_records_the_method_by_size():
-    from oracles.crosscheck import judge_case, random_case
-    from oracles.plugins import wrap
-    from oracles.registry import available
+def test_judge_by_size_records_the_method_by_size():
+    from chainrule.case import random_case
+    from chainrule.judge import judge_by_size
+    from chainrule.oracles.registry import available
+    from chainrule.sources.implementation import wrap
 
     implementation, judges = wrap(Reference()), available(["finite_differences"])
-    small = judge_case(implementation, random_case(Architecture.parse("3-relu-4-identity-2:mse"), 2, seed=0), judges)
-    big = judge_case(implementation, random_case(Architecture.parse("16-relu-64-relu-64-identity-4:mse"), 4, seed=0), judges, threshold=1000)
-    assert (small.method, small.status) == ("oracles", Status.AGREE)
-    assert (big.method, big.status, big.comparisons[0].oracle) == ("directional", Status.AGREE, "directional")
+    small = judge_by_size(implementation, random_case(Architecture.parse("3-relu-4-identity-2:mse"), 2, seed=0), judges)
+    big = judge_by_size(implementation, random_case(Architecture.parse("16-relu-64-relu-64-identity-4:mse"), 4, seed=0), judges, threshold=1000)
+    assert (small.judged_by, small.status) == ("oracles", Status.AGREE)
+    assert (big.judged_by, big.status, big.comparisons[0].oracle) == ("directional", Status.AGREE, "directional")
 
 
 @pytest.mark.parametrize(

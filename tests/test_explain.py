@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from chainrule.cli import main
-from reference import Architecture, Reference
-from reports.explain import random_example
+from chainrule.reference import Architecture, Reference
+from chainrule.reports.explain import random_example
 
 ARTICLE_NUMBERS = [
     "-1.194", "-2.0895", "-0.253725", "-0.418", "-0.7315", "-0.088825", "-0.2985", "-0.1045",

@@ -15,13 +15,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from chainrule.case import Case
 from chainrule.cli import main
-from oracles.crosscheck import CheckFailure, crosscheck, judge
-from oracles.jsonlines import command
-from oracles.plugins import Fault, LoadError, answer, load, with_timeout, wrap
-from oracles.registry import available
-from oracles.strategies import Case
-from reference import Architecture, Reference
+from chainrule.judge import judge
+from chainrule.oracles.registry import available
+from chainrule.reference import Architecture, Reference
+from chainrule.search import CheckFailure, crosscheck
+from chainrule.sources.ask import answer
+from chainrule.sources.faults import Fault, LoadError
+from chainrule.sources.implementation import with_timeout, wrap
+from chainrule.sources.jsonlines import command
+from chainrule.sources.load import load
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = "12"
@@ -30,7 +34,7 @@ ORACLE = "finite_differences"  # any judge will do for faults; this one needs on
 PYTHON_FAKES = '''
 import threading
 import numpy as np
-from reference import Reference
+from chainrule.reference import Reference
 
 RELEASE = threading.Event()  # the test session lets the hung call go at the end
 CALLS = {"Hangs": 0}
@@ -156,7 +160,7 @@ def say(text):
 
 def right(request):
     import numpy as np
-    from reference import Architecture, Reference
+    from chainrule.reference import Architecture, Reference
 
     arch = Architecture(request["sizes"], request["activations"], request["loss"])
     params = [(np.array(p["W"], dtype=float).reshape(m, n), np.array(p["b"], dtype=float))

@@ -7,9 +7,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from oracles.finite_differences import FiniteDifferences, step
-from oracles.registry import ORACLE_TARGETS
-from reference import LOSSES, Architecture, Reference, article, forward
+from chainrule.contract import TensorId
+from chainrule.oracles.finite_differences import FiniteDifferences, step
+from chainrule.oracles.registry import ORACLE_TARGETS
+from chainrule.reference import LOSSES, Architecture, Reference, article, forward
 
 FD = FiniteDifferences()
 EPS = np.finfo(np.float64).eps
@@ -41,6 +42,11 @@ def _case(sizes, activations, loss, seed, scale=1.0, N=5):
 def _entries(params):
     return [(l, which, index) for l, pair in enumerate(params) for which, theta in enumerate(pair)
             for index in np.ndindex(theta.shape)]
+
+
+def _ids(entries):
+    """(l, which, index) -> (TensorId, index), the form refine takes and keys its answer by."""
+    return [(TensorId(l + 1, "Wb"[which]), index) for l, which, index in entries]
 
 
 def _naive(arch, params, X, Y):
@@ -79,7 +85,7 @@ def _where(arch, params, X, Y):
 def test_info_and_registry():
     assert FD.info.name == "finite_differences" and not FD.info.exact
     assert FD.info.kink_derivatives == {"relu": None, "leaky_relu": None}
-    assert ORACLE_TARGETS["finite_differences"] == ("numpy", "oracles.finite_differences:FiniteDifferences")
+    assert ORACLE_TARGETS["finite_differences"] == ("numpy", "chainrule.oracles.finite_differences:FiniteDifferences")
 
 
 def test_article_worked_example():
@@ -133,9 +139,10 @@ def test_kink_marks_exactly_the_affected_entries(name, offset):
     _, expected = Reference().loss_and_gradients(arch, params, X, Y)
     for l, which, index in set(_entries(params)) - untrusted:  # the evidence is right
         assert abs(result.grads[l][which][index] - expected[l][which][index]) <= 1e-9, (l, which, index)
-    refined = FD.refine(arch, params, X, Y, [(0, 1, (0,)), (1, 0, (0, 0))])
-    assert np.isnan(refined[0, 1, (0,)]), f"refine across a kink: got {refined[0, 1, (0,)]}, expected NaN"
-    assert abs(refined[1, 0, (0, 0)] - expected[1][0][0, 0]) <= 1e-11  # rounding of L/2h at the smallest steps
+    refined = FD.refine(arch, params, X, Y, _ids([(0, 1, (0,)), (1, 0, (0, 0))]))
+    b1, W2 = (TensorId(1, "b"), (0,)), (TensorId(2, "W"), (0, 0))
+    assert np.isnan(refined[b1]), f"refine across a kink: got {refined[b1]}, expected NaN"
+    assert abs(refined[W2] - expected[1][0][0, 0]) <= 1e-11  # rounding of L/2h at the smallest steps
 
 
 def test_kink_in_later_layers():
@@ -177,10 +184,10 @@ def test_refine_improves_on_a_smooth_net(seed):
         return abs(value - expected[l][which][index])
 
     worst = sorted(_entries(params), key=lambda e: -error(*e, result.grads[e[0]][e[1]][e[2]]))[:5]
-    refined = FD.refine(arch, params, X, Y, worst)
-    for e in worst:
+    refined = FD.refine(arch, params, X, Y, _ids(worst))
+    for e, key in zip(worst, _ids(worst)):
         plain = error(*e, result.grads[e[0]][e[1]][e[2]])
-        better = error(*e, refined[e])
+        better = error(*e, refined[key])
         assert better <= 1e-11 and better <= plain / 10, f"{e}: refined error {better:.1e}, plain {plain:.1e} {_where(arch, params, X, Y)}"
 
 
@@ -194,7 +201,7 @@ def test_chunking_changes_nothing(case):
     for (gW, gb), (tW, tb), (mW, mb), (uW, ub) in zip(whole.grads, tiny.grads, whole.trusted, tiny.trusted):
         for a, b in ((gW, tW), (gb, tb), (mW, uW), (mb, ub)):
             np.testing.assert_array_equal(a, b)
-    entries = _entries(params)
+    entries = _ids(_entries(params))
     assert FD.refine(arch, params, X, Y, entries) == tiny_chunks.refine(arch, params, X, Y, entries)
 
 
@@ -203,7 +210,7 @@ def test_arguments_not_modified(case):
     arch, params, X, Y = _case(*case, seed=4)
     before = copy.deepcopy((params, X, Y))
     FD.gradients(arch, params, X, Y)
-    FD.refine(arch, params, X, Y, _entries(params)[:3])
+    FD.refine(arch, params, X, Y, _ids(_entries(params)[:3]))
     for got, want in zip(
         [a for W, b in params for a in (W, b)] + [X, Y], [a for W, b in before[0] for a in (W, b)] + list(before[1:])
     ):
@@ -220,6 +227,6 @@ def test_finite_far_from_zero(name, loss):
               (np.array([[1.0, -1.0, 0.5], [-1.0, 1.0, -0.5]]), np.zeros(2))]
     X = np.array([[1.0, -1.0], [-1.0, 1.0]])
     result = FD.gradients(arch, params, X, Y)
-    refined = FD.refine(arch, params, X, Y, [(0, 0, (0, 0)), (1, 1, (0,))])
+    refined = FD.refine(arch, params, X, Y, _ids([(0, 0, (0, 0)), (1, 1, (0,))]))
     assert np.isfinite(result.loss) and all(np.isfinite(g).all() for pair in result.grads for g in pair)
     assert all(np.isfinite(v) for v in refined.values())

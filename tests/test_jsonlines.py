@@ -11,9 +11,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from oracles.jsonlines import Command, command, encode_request
-from oracles.plugins import LoadError, answer
-from reference import ACTIVATION_NAMES, LOSS_NAMES, Architecture
+from chainrule.reference import ACTIVATION_NAMES, LOSS_NAMES, Architecture
+from chainrule.sources.ask import answer
+from chainrule.sources.faults import LoadError
+from chainrule.sources.jsonlines import Command, command, encode_request
 
 # Values whose shortest round-trip form is long, tiny, huge, negative zero, subnormal.
 TRICKY = [0.1, 1 / 3, -0.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 9007199254740992.0, math.pi, math.nextafter(1.0, 2.0), -1e-300]

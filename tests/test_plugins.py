@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 
 from chainrule.cli import main
-from oracles.compare import Status
-from oracles.jsonlines import command
-from oracles.plugins import ENTRY_POINT_GROUP, Implementation, LoadError, entry_point_implementations, entry_point_names, load_entry_point
+from chainrule.sources.faults import LoadError
+from chainrule.sources.implementation import Implementation
+from chainrule.sources.jsonlines import command
+from chainrule.sources.load import ENTRY_POINT_GROUP, entry_point_implementations, entry_point_names, load_entry_point
+from chainrule.status import Status
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON_EXAMPLE = f"{sys.executable} {REPO / 'examples/python/backprop.py'}"
@@ -169,7 +171,8 @@ def test_import_oracles_exports_crosscheck_without_importing_frameworks():
 
 def test_api_accepts_a_correct_implementation_and_says_what_was_not_exercised(site):
     from demo_pkg.good import Backprop
-    from oracles import Summary, crosscheck
+
+    from chainrule import Summary, crosscheck
 
     summary = crosscheck(Backprop(), examples=20, seed=0)
     assert isinstance(summary, Summary) and len(summary.verdicts) > 0
@@ -181,7 +184,8 @@ def test_api_accepts_a_correct_implementation_and_says_what_was_not_exercised(si
 
 def test_api_rejects_a_wrong_implementation_with_an_assertion_naming_the_tensor(site):
     from demo_pkg.wrong import Backprop
-    from oracles import CheckFailure, crosscheck
+
+    from chainrule import CheckFailure, crosscheck
 
     with pytest.raises(AssertionError) as caught:
         crosscheck(Backprop(), examples=30, seed=0, oracles=[JUDGE])
@@ -203,7 +207,7 @@ def test_entry_points_are_found_loaded_and_broken_ones_reported(site):
     assert isinstance(found["demo-good"], Implementation) and found["demo-good"].name == "demo-backprop"
     assert found["demo-good"].losses == ("mse", "binary_cross_entropy")
     assert isinstance(found["demo-broken"], LoadError) and "No module named 'demo_pkg.missing'" in str(found["demo-broken"])
-    from oracles import crosscheck
+    from chainrule import crosscheck
 
     assert crosscheck(load_entry_point("demo-good"), examples=10, seed=1).count(Status.AGREE) > 0
     assert isinstance(load_entry_point("demo-wrong"), Implementation)  # rejected in the pytest run below
@@ -248,7 +252,7 @@ def test_node_example_computes_exact_gelu_in_both_tails():
     """gelu through erfc ported to JavaScript, on saturating networks of gelu layers only."""
     import dataclasses
 
-    from oracles import crosscheck
+    from chainrule import crosscheck
 
     implementation = command(NODE_EXAMPLE)
     try:
@@ -266,7 +270,7 @@ def test_command_declaring_limits_is_only_asked_those_and_says_so(tmp_path):
         import json, sys
         sys.path.insert(0, {str(REPO)!r})
         import numpy as np
-        from reference import Architecture, Reference
+        from chainrule.reference import Architecture, Reference
 
         for line in sys.stdin:
             request = json.loads(line)
@@ -280,7 +284,7 @@ def test_command_declaring_limits_is_only_asked_those_and_says_so(tmp_path):
             loss, grads = Reference().loss_and_gradients(arch, params, X, Y)
             print(json.dumps({{"loss": loss, "grads": [{{"W": dW.tolist(), "b": db.tolist()}} for dW, db in grads]}}), flush=True)
     '''))
-    from oracles import crosscheck
+    from chainrule import crosscheck
 
     implementation = command(f"{sys.executable} {script}")
     try:

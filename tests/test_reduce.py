@@ -3,11 +3,12 @@ an output) goes while the case still fails."""
 
 import numpy as np
 
-from oracles.crosscheck import as_implementation, judge, random_case
-from oracles.reduce import reduce_case
-from oracles.registry import get
-from oracles.strategies import Case
-from reference import Architecture, forward
+from chainrule.case import Case, random_case
+from chainrule.judge import judge
+from chainrule.oracles.registry import get
+from chainrule.reduce import reduce_case
+from chainrule.reference import Architecture, forward
+from chainrule.sources.load import as_implementation
 from tests.broken import CATALOGUE
 
 

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oracles.strategies import architectures
-from reference import ACTIVATION_NAMES, ACTIVATIONS, Architecture, Reference
+from chainrule.reference import ACTIVATION_NAMES, ACTIVATIONS, Architecture, Reference
+from chainrule.strategies import architectures
 
 
 @given(architectures())
@@ -85,7 +85,7 @@ def test_saturated_outputs_stay_finite(loss, output, scale):
 
 def test_returns_dX():
     """dL/dX = dZ(1) W(1): checked against a difference quotient on the input."""
-    from reference import article
+    from chainrule.reference import article
 
     result = Reference().gradients(article.ARCH, article.PARAMS, article.X, article.Y)
     h = 1e-6

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from chainrule.cli import main
-from reference import Reference
-from reports import html, plots
-from reports.article import PUBLISHED
-from reports.records import Status
-from reports.results import from_json, read_json
+from chainrule.reference import Reference
+from chainrule.reports import html, plots
+from chainrule.reports.article import PUBLISHED
+from chainrule.reports.records import Status
+from chainrule.reports.results import from_json, read_json
 
 EXAMPLES, SEED = 12, 1
 SCRIPT = "<script>alert(1)</script>"

@@ -7,15 +7,28 @@ import os
 import numpy as np
 import pytest
 
-from oracles.base import OracleGradients, OracleInfo
-from oracles.compare import compare
-from oracles.plugins import Fault
-from reports.atomic import write_atomic
-from reports.records import (
-    Article, ArticleSource, CaseInfo, Counterexample, Disagreement, Environment, Record, Report,
-    Settings, Source, Status, TensorView, ToleranceRow, overall,
+from chainrule.compare import compare
+from chainrule.oracles.base import OracleGradients, OracleInfo
+from chainrule.reports.atomic import write_atomic
+from chainrule.reports.records import (
+    Article,
+    ArticleSource,
+    CaseInfo,
+    Counterexample,
+    Disagreement,
+    Environment,
+    Record,
+    Report,
+    Settings,
+    Source,
+    Status,
+    TensorView,
+    ToleranceRow,
 )
-from reports.results import FORMAT, from_json, to_json
+from chainrule.reports.results import FORMAT, from_json, to_json
+from chainrule.sources.faults import Fault
+from chainrule.status import strongest
+from chainrule.tolerances import Sensitivity
 
 TORCH = OracleInfo("torch", "torch", "2", True)
 W, b = np.array([[1.0, -2.0]]), np.array([0.5])
@@ -24,7 +37,8 @@ W, b = np.array([[1.0, -2.0]]), np.array([0.5])
 def _comparison(scale: float):
     """A one-layer answer compared with torch's, off by ``scale`` in dW[0, 1]."""
     expected = OracleGradients(0.25, [(W, b)])
-    return compare(0.25, [(W + np.array([[0.0, scale]]), b)], expected, TORCH)
+    exact = Sensitivity([(0 * W, 0 * b)], 0.0)  # no rounding floor: the error is all there is
+    return compare(0.25, [(W + np.array([[0.0, scale]]), b)], expected, TORCH, exact)
 
 
 def _report() -> Report:
@@ -116,7 +130,7 @@ def test_another_format_is_refused():
     ids=["error-first", "disagree-over-agree", "agree-over-weaker", "convention", "no-evidence", "skipped", "nothing"],
 )
 def test_overall_takes_the_strongest_status(statuses, expected):
-    assert overall(statuses) is expected
+    assert strongest(statuses) is expected
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):

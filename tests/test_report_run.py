@@ -4,16 +4,18 @@ import dataclasses
 
 import pytest
 
-from oracles.base import OracleInfo
-from oracles.kinks import rounding_ambiguous
-from oracles.plugins import LoadError, wrap
-from oracles.registry import Registered, available
-from reference import Reference
-from reports import sources
-from reports.records import Record, Source, Status
-from reports.run import exit_status
-from reports.sources import load_plugins
-from reports.sweep import CHUNK, generate, oracle_pairs, sweep
+import chainrule.sources.load
+from chainrule.kinks import rounding_ambiguous
+from chainrule.oracles.base import OracleInfo
+from chainrule.oracles.registry import Registered, available
+from chainrule.reference import Reference
+from chainrule.reports import sources
+from chainrule.reports.records import Record, Source, Status
+from chainrule.reports.run import exit_status
+from chainrule.reports.sources import load_plugins
+from chainrule.reports.sweep import CHUNK, generate, oracle_pairs, sweep
+from chainrule.sources.faults import LoadError
+from chainrule.sources.implementation import wrap
 from tests.test_report_records import _report
 
 
@@ -24,9 +26,9 @@ def test_installed_entry_points_are_judged_and_a_broken_one_only_reported(monkey
         return wrap(Reference(), name)
 
     monkeypatch.setattr(sources, "entry_point_names", lambda: ["installed", "broken-install"])
-    monkeypatch.setattr(sources, "load_entry_point", load_entry_point)
+    monkeypatch.setattr(chainrule.sources.load, "load_entry_point", load_entry_point)
     plugins, implementations, listed = load_plugins([], [])
-    assert [(p.kind, p.spec, p.name) for p in plugins] == [("impl", "reference:Reference", "reference"), ("entry", "installed", "reference [installed]")]
+    assert [(p.kind, p.spec, p.name) for p in plugins] == [("impl", "chainrule.reference:Reference", "reference"), ("entry", "installed", "reference [installed]")]
     assert [i.name for i in implementations] == ["reference", "reference [installed]"]  # names stay unique: records are keyed by them
     assert [(s.name, s.available) for s in listed] == [("reference", True), ("reference [installed]", True), ("broken-install", False)]
     assert "cannot load" in listed[-1].detail

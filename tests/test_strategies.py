@@ -5,8 +5,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis.errors import InvalidArgument
 
-from oracles.strategies import architectures, cases
-from reference import KINKED, forward
+from chainrule.reference import KINKED, forward
+from chainrule.strategies import architectures, cases
 
 SAMPLE = 300
 
@@ -61,7 +61,7 @@ def test_produces_on_purpose(sample, what, predicate, at_least):
 
 def test_every_activation_and_loss_appears(sample):
     seen = {name for case in sample for name in case.arch.activations} | {case.arch.loss for case in sample}
-    from reference import ACTIVATION_NAMES, LOSS_NAMES
+    from chainrule.reference import ACTIVATION_NAMES, LOSS_NAMES
 
     assert seen >= set(ACTIVATION_NAMES) | set(LOSS_NAMES), sorted(set(ACTIVATION_NAMES) | set(LOSS_NAMES) - seen)
 

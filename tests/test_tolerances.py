@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from oracles.crosscheck import judge
-from oracles.plugins import wrap
-from oracles.registry import ORACLE_TARGETS, get
-from oracles.strategies import Case
-from reference import Architecture, Reference
+from chainrule.case import Case
+from chainrule.judge import judge
+from chainrule.oracles.registry import ORACLE_TARGETS, get
+from chainrule.reference import Architecture, Reference
+from chainrule.sources.implementation import wrap
 
 
 class TextbookLoss:

@@ -7,41 +7,24 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from enum import Enum
 
 import numpy as np
 
-from .base import CONTRACT_KINK_DERIVATIVES, OracleGradients, OracleInfo
-from .tolerances import ABSOLUTE_SCALE, Tolerance, tolerance_for
+from chainrule.contract import KINK_DERIVATIVES, TensorId
+from chainrule.oracles.base import OracleGradients, OracleInfo
+from chainrule.status import Status
+from chainrule.tolerances import ABSOLUTE_SCALE, Sensitivity, Tolerance, tolerance_for
 
-__all__ = ["Status", "TensorComparison", "Comparison", "compare", "tensor_name"]
+__all__ = ["TensorComparison", "Comparison", "compare", "loss_error"]
 
 Params = list[tuple[np.ndarray, np.ndarray]]
-
-
-class Status(Enum):
-    """Outcome of one comparison; every record starts PENDING until a check decides it."""
-
-    PENDING = "pending"
-    AGREE = "agree"
-    DISAGREE = "disagree"
-    CONVENTION = "convention"  # differs only at a kink where the oracle's convention is not the contract's
-    NO_EVIDENCE = "no evidence"  # the oracle vouches for no entry (finite differences across kinks)
-    SKIPPED = "skipped"  # outside what the implementation declares it supports
-    ERROR = "error"  # the implementation failed to answer properly
-
-
-def tensor_name(layer: int, kind: str) -> str:
-    """``dL/dW[layer 1]``: layer counted from 1 as in the article."""
-    return f"dL/d{kind}[layer {layer}]"
 
 
 @dataclass(frozen=True)
 class TensorComparison:
     """One gradient tensor: the worst relative error over the entries the oracle vouches for."""
 
-    layer: int
-    kind: str  # "W" or "b"
+    tensor: TensorId
     got: np.ndarray
     expected: np.ndarray
     trusted: np.ndarray  # bool, entries compared
@@ -50,7 +33,15 @@ class TensorComparison:
 
     @property
     def name(self) -> str:
-        return tensor_name(self.layer, self.kind)
+        return self.tensor.name
+
+    @property
+    def layer(self) -> int:
+        return self.tensor.layer
+
+    @property
+    def kind(self) -> str:
+        return self.tensor.kind
 
     @functools.cached_property
     def errors(self) -> np.ndarray:
@@ -88,6 +79,7 @@ class Comparison:
     loss_error: float
     tensors: tuple[TensorComparison, ...]
     note: str = ""
+    loss_agrees: bool = True  # the loss is within the judge's tolerance
 
     @property
     def worst_error(self) -> float:
@@ -102,7 +94,7 @@ class Comparison:
 def _convention_differs(expected: OracleGradients, infos: list[OracleInfo]) -> bool:
     """True when the case sits on a kink where one side's derivative is not the contract's."""
     return any(
-        info.kink_derivatives.get(name) is not None and info.kink_derivatives[name] != CONTRACT_KINK_DERIVATIVES[name]
+        info.kink_derivatives.get(name) is not None and info.kink_derivatives[name] != KINK_DERIVATIVES[name]
         for name in expected.kinks
         for info in infos
     )
@@ -113,10 +105,12 @@ def compare(
     grads: Params,
     expected: OracleGradients,
     info: OracleInfo,
+    bounds: Sensitivity,
     tolerance: Tolerance | None = None,
     source: OracleInfo | None = None,
 ) -> Comparison:
-    """Judge (loss, grads) against an oracle's answer with the tolerance of its kind.
+    """Judge (loss, grads) against an oracle's answer with the tolerance of its kind, the case's
+    rounding sensitivity ``bounds`` flooring every scale (chainrule.tolerances).
 
     ``source`` describes the judged side when it is itself an oracle with a stated kink
     convention (oracles judged against each other).
@@ -129,7 +123,7 @@ def compare(
             got = np.asarray(grads[l][which], dtype=np.float64)
             want = pair[which]
             trusted = expected.trusted_mask(l, which)
-            M = float(np.abs(expected.sensitivity.grads[l][which]).max(initial=0.0)) if expected.sensitivity else 0.0
+            M = float(np.abs(bounds.grads[l][which]).max(initial=0.0))
             scale = max(
                 float(np.abs(got[trusted]).max(initial=0.0)),
                 float(np.abs(want[trusted]).max(initial=0.0)),
@@ -137,16 +131,20 @@ def compare(
                 tolerance.loss_floor * abs(expected.loss),
                 ABSOLUTE_SCALE,
             )
-            tensors.append(TensorComparison(l + 1, kind, got, want, trusted, scale, tolerance.rtol))
-    # the loss's rounding sensitivity S_L (oracles/tolerances.py) as a floor of its scale: |error| <= S_L at least
-    rounding = expected.sensitivity.loss / tolerance.loss_rtol if expected.sensitivity else 0.0
-    loss_error = abs(loss - expected.loss) / max(abs(expected.loss), abs(loss), 1e-3, rounding)
+            tensors.append(TensorComparison(TensorId(l + 1, kind), got, want, trusted, scale, tolerance.rtol))
+    error = loss_error(loss, expected.loss, bounds.loss, tolerance)
     compared = sum(t.compared for t in tensors)
-    agrees = all(t.agrees for t in tensors) and loss_error <= tolerance.loss_rtol
+    agrees = all(t.agrees for t in tensors) and error <= tolerance.loss_rtol
     if agrees:
         status = Status.AGREE if compared else Status.NO_EVIDENCE
-    elif loss_error <= tolerance.loss_rtol and _convention_differs(expected, [info] + ([source] if source else [])):
+    elif error <= tolerance.loss_rtol and _convention_differs(expected, [info] + ([source] if source else [])):
         status = Status.CONVENTION
     else:
         status = Status.DISAGREE
-    return Comparison(info.name, status, float(loss), float(expected.loss), loss_error, tuple(tensors))
+    return Comparison(info.name, status, float(loss), float(expected.loss), error, tuple(tensors), loss_agrees=error <= tolerance.loss_rtol)
+
+
+def loss_error(got: float, expected: float, rounding: float, tolerance: Tolerance) -> float:
+    """|got - expected| relative to max(|L|, 1e-3), where the loss's rounding sensitivity S_L
+    (``rounding``, absolute) floors the scale so that an error of S_L is always allowed."""
+    return abs(got - expected) / max(abs(expected), abs(got), 1e-3, rounding / tolerance.loss_rtol)

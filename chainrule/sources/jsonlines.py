@@ -34,7 +34,8 @@ import weakref
 
 import numpy as np
 
-from .plugins import DEFAULT_TIMEOUT, Fault, Implementation, LoadError, with_timeout, wrap
+from chainrule.sources.faults import Fault, LoadError
+from chainrule.sources.implementation import DEFAULT_TIMEOUT, Implementation, with_timeout, wrap
 
 __all__ = ["STARTUP_TIMEOUT", "Command", "command", "encode_request", "decode_response"]
 

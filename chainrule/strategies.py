@@ -27,9 +27,11 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from reference.architecture import ACTIVATION_NAMES, KINKED, LOSS_NAMES, REQUIRED_OUTPUT, Architecture
+from chainrule.case import Case
+from chainrule.contract import ACTIVATION_NAMES, KINKED, LOSS_NAMES, REQUIRED_OUTPUT
+from chainrule.reference import Architecture
 
-__all__ = ["Case", "VALUE_MODES", "architectures", "cases"]
+__all__ = ["VALUE_MODES", "architectures", "cases"]
 
 VALUE_MODES = ("grid", "float", "saturating")
 
@@ -85,37 +87,6 @@ def _tensor(values: _Values, shape: tuple[int, ...]) -> st.SearchStrategy[np.nda
     return st.binary(min_size=size, max_size=size).map(
         lambda raw: values.decode(np.frombuffer(raw, dtype=unsigned).astype(np.int64)).reshape(shape)
     )
-
-
-@dataclass(frozen=True)
-class Case:
-    """One question for a gradient source: a network, its parameters and a batch."""
-
-    arch: Architecture
-    params: list[tuple[np.ndarray, np.ndarray]]
-    X: np.ndarray
-    Y: np.ndarray
-
-    @property
-    def batch_size(self) -> int:
-        return len(self.X)
-
-    def describe(self) -> str:
-        """Short label for messages and test ids: ``3-relu-2-identity-2:mse, N=1``."""
-        return f"{self.arch}, N={self.batch_size}"
-
-    def reproduction(self) -> str:
-        """Copy-pastable Python that rebuilds this case."""
-        rows = lambda a: repr(a.tolist())  # noqa: E731 - full float64 round-trip via repr
-        params = ",\n    ".join(f"(np.array({rows(W)}), np.array({rows(b)}))" for W, b in self.params)
-        return (
-            "import numpy as np\n"
-            "from reference import Architecture\n"
-            f"arch = Architecture.parse({str(self.arch)!r})\n"
-            f"params = [\n    {params},\n]\n"
-            f"X = np.array({rows(self.X)})\n"
-            f"Y = np.array({rows(self.Y)})\n"
-        )
 
 
 def _check_bounds(name: str, low: int, high: int, floor: int) -> None:

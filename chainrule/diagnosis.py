@@ -23,21 +23,23 @@ the counterexample's own values (a kink, say), and the variations start from tho
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
-from reference import KINKED, Architecture, forward
-from reference.architecture import REQUIRED_OUTPUT
-
-from .base import CONTRACT_KINK_DERIVATIVES
-from .compare import Comparison, Status
-from .kinks import rounding_ambiguous
-from .registry import available, get
-from .strategies import Case
-from .tolerances import tolerance_for
-from .verdict import CaseVerdict
+from chainrule.case import Case, random_case
+from chainrule.compare import Comparison
+from chainrule.contract import KINK_DERIVATIVES, REQUIRED_OUTPUT
+from chainrule.judge import judge
+from chainrule.kinks import rounding_ambiguous
+from chainrule.oracles.registry import available, get
+from chainrule.reference import KINKED, Architecture, forward
+from chainrule.sources.load import as_implementation
+from chainrule.status import Status
+from chainrule.tolerances import tolerance_for
+from chainrule.verdict import CaseVerdict
 
 __all__ = ["Diagnosis", "diagnose"]
 
@@ -64,9 +66,8 @@ class Diagnosis:
 
 
 def _generic(case: Case) -> Case:
-    rng = np.random.default_rng(SEED)
-    params = [(rng.uniform(-1, 1, W.shape), rng.uniform(-1, 1, b.shape)) for W, b in case.params]
-    return Case(case.arch, params, rng.uniform(-1, 1, case.X.shape), case.Y)
+    """The same network and targets with random values (chainrule.case.random_case)."""
+    return dataclasses.replace(random_case(case.arch, case.batch_size, SEED), Y=case.Y)
 
 
 def _alone(case: Case) -> list[Case]:
@@ -133,8 +134,6 @@ def _symmetrised(case: Case) -> Case | None:
 
 def _rejudge(implementation, cases: list[Case], judges) -> list[CaseVerdict] | str:
     """Verdicts on the cases, or why they cannot be had."""
-    from .crosscheck import judge  # crosscheck imports this module
-
     if any(not implementation.supports(c.arch) for c in cases):
         return "not run (outside what it declares it supports)"
     if any(rounding_ambiguous(c.arch, c.params, c.X) for c in cases):
@@ -273,8 +272,8 @@ def _oracle_lines(verdict: CaseVerdict, primary: Comparison, infos, kinked: set[
     against = [c.oracle for c in verdict.comparisons if c.status is Status.DISAGREE]
     lines.append(f"oracles that disagree with it: {', '.join(against)}")
     for c in verdict.comparisons:
-        own = {n: d for n in kinked if (d := infos[c.oracle].kink_derivatives.get(n)) is not None and d != CONTRACT_KINK_DERIVATIVES[n]}
-        words = ", ".join(f"{n}'(0) = {d:g} (the contract's is {CONTRACT_KINK_DERIVATIVES[n]:g})" for n, d in own.items())
+        own = {n: d for n in kinked if (d := infos[c.oracle].kink_derivatives.get(n)) is not None and d != KINK_DERIVATIVES[n]}
+        words = ", ".join(f"{n}'(0) = {d:g} (the contract's is {KINK_DERIVATIVES[n]:g})" for n, d in own.items())
         if c.status is Status.CONVENTION:
             convention = True
             lines.append(f"{c.oracle} differs only by its convention at the kink, {words}: a convention, not a failure")
@@ -282,8 +281,8 @@ def _oracle_lines(verdict: CaseVerdict, primary: Comparison, infos, kinked: set[
             convention = True
             lines.append(f"{c.oracle} agrees with it, through its own convention at the kink, {words}, not the contract's")
         elif c.status is Status.AGREE:
-            mine = {(t.layer, t.kind): t for t in c.tensors}
-            blind = [t.name for t in primary.disagreeing if any(not mine[(t.layer, t.kind)].trusted[i] for i in t.bad)]
+            mine = {t.tensor: t for t in c.tensors}
+            blind = [t.name for t in primary.disagreeing if any(not mine[t.tensor].trusted[i] for i in t.bad)]
             if blind:
                 lines.append(f"{c.oracle} agrees, but has no evidence at the disputed entries of {', '.join(blind)} (its step crosses a kink)")
         if c.note and not c.note.startswith("0 "):
@@ -397,8 +396,6 @@ def _shape(c: Comparison, infos, N: int, gone: set[str]) -> tuple[list[str], str
 
 def diagnose(implementation, verdict: CaseVerdict, judges=None) -> Diagnosis:
     """What the failing ``verdict`` of ``implementation`` most likely means (see the module docstring)."""
-    from .crosscheck import as_implementation  # crosscheck imports this module
-
     implementation = as_implementation(implementation)
     judges = available() if judges is None else judges
     infos = {r.info.name: r.info for r in judges}

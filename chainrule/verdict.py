@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from .strategies import Case
-
-from .compare import Comparison, Status, TensorComparison
-from .plugins import Fault
+from chainrule.case import Case
+from chainrule.compare import Comparison, TensorComparison
+from chainrule.sources.faults import Fault
+from chainrule.status import Status, strongest
 
 __all__ = ["CaseVerdict", "format_failure", "format_entry"]
 
@@ -26,22 +24,18 @@ class CaseVerdict:
     fault: Fault | None = None
     seconds: float = 0.0
     notes: tuple[str, ...] = field(default=())
-    method: str = "oracles"  # how it was judged: "oracles" (every entry, each oracle) or "directional" (oracles/directional.py)
+    judged_by: str = "oracles"  # "oracles" (every entry, each oracle) or "directional" (chainrule.directional)
 
     @property
     def status(self) -> Status:
         """ERROR on a fault; DISAGREE if any oracle disagrees; else the strongest evidence there is."""
         if self.fault is not None:
             return Status.ERROR
-        statuses = {c.status for c in self.comparisons}
-        for status in (Status.DISAGREE, Status.AGREE, Status.CONVENTION, Status.NO_EVIDENCE):
-            if status in statuses:
-                return status
-        return Status.PENDING
+        return strongest(c.status for c in self.comparisons)
 
     @property
     def failed(self) -> bool:
-        return self.status in (Status.DISAGREE, Status.ERROR)
+        return self.status.failed
 
     @property
     def worst_error(self) -> float:
@@ -66,7 +60,7 @@ def format_failure(verdict: CaseVerdict, diagnosis=None) -> str:
             continue
         agreeing = [t.name for t in comparison.tensors if t.agrees]
         lines.append(f"  against {comparison.oracle}:")
-        if comparison.loss_error > 0 and comparison.loss_error >= 1e-10:
+        if not comparison.loss_agrees:
             lines.append(f"    loss: got {comparison.loss_got!r}, expected {comparison.loss_expected!r} ({comparison.oracle})")
         for tensor in comparison.disagreeing:
             bad = tensor.bad

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.architecture import KINKED
-
-from .finite_differences import ACTIVATIONS  # the judges' own sigma table, not the reference's
+from chainrule.contract import KINKED
+from chainrule.oracles.finite_differences import ACTIVATIONS  # the judges' own sigma table, not the reference's
 
 __all__ = ["RADIUS", "rounding_ambiguous"]
 

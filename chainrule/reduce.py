@@ -23,9 +23,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from reference.architecture import Architecture
-
-from .strategies import Case
+from chainrule.case import Case
+from chainrule.reference import Architecture
 
 __all__ = ["reduce_case"]
 

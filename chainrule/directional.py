@@ -1,75 +1,11 @@
 """Randomized checks that still localize: directional derivatives, then group testing.
 
-Central differences of every entry cost two forward passes per parameter: 17 hours for the
-2.4 million of a 256-1024-1024-1024-10 network. A directional derivative costs two, whatever
-the size. For each parameter tensor T (one W(l) or b(l)) and a random direction v on T,
-
-    <g_T, v>  ~  D(h) = (L(theta + h v) - L(theta - h v)) / 2h
-
-compares the implementation's gradient with the loss itself. v has random signs and magnitudes
-uniform in [1, 2): a single wrong entry changes <g_T, v> by at least its own error, and two
-errors of equal size and opposite sign do not cancel (as they do half the time with +-1).
-
-The network is this module's own, in float64 (the judges' activation and loss tables, never
-the reference's). One forward pass caches Z(l) and A(l). Moving W(l) by h V moves Z(l) by
-exactly h A(l-1) V^T (b(l) by h v), so only layers l..L run again, all perturbations of a
-layer batched into one matmul per layer.
-
-The step. h0 moves the pre-activations of layer l by at most cbrt(eps) max(1, rms Z(l)), the
-finite-difference oracle's balance of truncation and rounding. No relu, leaky_relu or elu
-pre-activation may change sign between theta - hv and theta + hv (the sign of 0 is 0): the
-loss is smooth on the segment only then. In layer l the largest safe step of each unit is
-known exactly (Z moves linearly), so units are grouped into bands whose safe steps lie within
-a factor of 8, each band a direction of its own with h = min(h0, half its smallest safe step);
-a unit exactly at a kink that the direction would move is left out (uncovered, as the finite
-difference oracle leaves such entries untrusted). Deeper layers are checked after the fact by
-comparing signs: a crossing shrinks h by the factor that the linear prediction says keeps every
-sign, and a moved exact zero, or a step below 2^-20 h0, means the direction is no evidence.
-
-The tolerance (error analysis; the numbers are TOLERANCES["directional"]). A direction agrees
-when |<g_T, v> - D(h)| <= rtol * scale + dL / h + conditioning, with
-- scale = max(||g_T * v||_2, |D(h)|, floor * G ||v||_2, ABSOLUTE_SCALE ||v||_2): the typical
-  size of the random sum <g_T, v>, G the root-mean-square gradient entry as the differences see
-  it (the largest |D_T| / ||v_T||_2), never the implementation's;
-- dL a bound on the rounding error of one evaluation of L (so D errs by at most dL / h): the
-  larger of ROUNDING_ALLOWANCE times how far L moves when the same network is evaluated with
-  every layer's sum split in two parts (at a third, at two thirds) and the examples reversed
-  (the same function, rounded otherwise), and 4 eps times the terms the loss ends with, each
-  rounded once in any order (a saturated softmax's log-sum-exp is log(1 + 1e-12), quantized in
-  steps of eps however it is summed, which no reordering shows). Measured on 3,000 directions
-  of 300 relu, leaky_relu and identity networks with mse (D has no truncation there), many near
-  a perfect fit (where dL >> eps |L|): |<g, v> - D| stayed below 0.27 of the whole bound (99.9%
-  below 0.15), and below 1.0 times dL / h + conditioning alone; on tanh, sigmoid, gelu, silu,
-  softplus, elu networks and the 2.4-million-parameter one, below 0.3 dL / h where truncation
-  was small;
-- the problem's own conditioning: any implementation's gradient carries the rounding of the
-  outputs z it is computed from (near a perfect fit, mse's residual y-hat - y cancels to a few
-  digits: with |y-hat| ~ 3e4 and |y-hat - y| ~ 3e-7, every gradient is only good to 5e-5), so
-  (c / N) sum_kj dz_kj |(J v)_kj| is allowed too, dz the output rounding measured with dL, J v
-  how the outputs moved along v in D, c twice N |d^2 L / dz^2| (6 for mse, 2 for the log losses:
-  dz is a sample of two);
-- truncation, h^2 |D^3 L[v, v, v]| / 6: zero when every activation is identity, relu or
-  leaky_relu and the loss is mse (moving one layer's parameters moves the output linearly
-  between kinks, so L is quadratic along v and D is exact); elsewhere mostly below rounding at
-  h0, but not near a perfect fit nor behind saturated layers (seen: 1e4 times the rest of the
-  bound). A disagreement is therefore confirmed before
-  it counts: D(h / 2) and the Richardson value (4 D(h/2) - D(h)) / 3 are computed, and the
-  disagreement stands only if it exceeds rtol * scale + 3 dL / h + |D(h) - D(h/2)| / 3.
-
-Localization (group testing). The mismatch m(S) = <g - g_true, v_S> of a direction restricted to
-a set S of entries is additive: m(S) = m(S1) + m(S2). A disagreement is narrowed down by
-measuring a part of the support and inferring the rest by subtraction, its error bound the sum
-of the two; parts are runs in row-major order (rows first, so a part touches few units of layer
-l). A part whose mismatch exceeds its bound is narrowed again, one whose inferred bound is too
-loose to decide is measured. How a part is chosen depends on the margin |m| / bound:
-- halving: measure the first half (one measurement per halving);
-- a coded split, once the margin allows B >= 8 parts (B <= 1 + margin / 4): one measurement
-  along v weighted by k / (B - 1) on part k tells which part holds the mismatch (their ratio is
-  that weight, to within 2 (B - 1) / margin), then that part is measured: two measurements for
-  log2 B halvings. A ratio that reads as no part (two wrong entries mix) falls back to halving.
-Localization steps may be up to WIDE h0 where L is quadratic along v (only kinks limit them), so
-margins grow as parts shrink. One wrong entry costs about log2(P) evaluations, k entries
-O(k log P), and every entry named was measured alone: its expected value is D({i}) / v_i.
+Above THRESHOLD parameters, where every-entry finite differences take hours, each gradient
+tensor T is judged by random directional derivatives: <g_T, v> against the central difference
+(L(theta + h v) - L(theta - h v)) / 2h on this module's own float64 network. A disagreeing
+tensor is narrowed down to its wrong entries by group testing (about log2(P) evaluations per
+wrong entry), each named entry measured alone. The method, the step, the error bound
+(TOLERANCES["directional"]) and the measurements: docs/directional.md.
 """
 
 from __future__ import annotations
@@ -79,9 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .compare import Comparison, Status, TensorComparison, tensor_name
-from .finite_differences import ACTIVATIONS, LOSSES, SIGN_SENSITIVE, STEP, validated
-from .tolerances import ABSOLUTE_SCALE, TOLERANCES, Tolerance
+from chainrule.compare import Comparison, TensorComparison, loss_error
+from chainrule.contract import TensorId
+from chainrule.oracles.finite_differences import ACTIVATIONS, LOSSES, SIGN_SENSITIVE, STEP, validated
+from chainrule.sources.ask import answer
+from chainrule.sources.load import as_implementation
+from chainrule.status import Status, strongest
+from chainrule.tolerances import ABSOLUTE_SCALE, TOLERANCES, Tolerance
 
 __all__ = [
     "THRESHOLD", "ROUNDING_ALLOWANCE", "WrongEntry", "TensorCheck", "DirectionalResult", "directional_check", "as_comparison",
@@ -121,8 +61,7 @@ class WrongEntry:
 class TensorCheck:
     """The verdict on one gradient tensor, from its random directions."""
 
-    layer: int  # counted from 1, as in the article
-    kind: str  # "W" or "b"
+    tensor: TensorId
     status: Status
     directions: int  # directions that gave evidence
     worst: float  # largest |<g, v> - D| / tolerance over the directions (> 1: disagreement)
@@ -133,7 +72,7 @@ class TensorCheck:
 
     @property
     def name(self) -> str:
-        return tensor_name(self.layer, self.kind)
+        return self.tensor.name
 
 
 @dataclass(frozen=True)
@@ -559,10 +498,7 @@ def _answer(source, arch, params, X, Y) -> tuple[float, Params]:
     if isinstance(source, tuple) and len(source) == 2 and not hasattr(source, "loss_and_gradients"):
         loss, grads = source
         return float(loss), [(np.asarray(dW, dtype=np.float64), np.asarray(db, dtype=np.float64)) for dW, db in grads]
-    from .plugins import Implementation, answer, wrap
-
-    implementation = source if isinstance(source, Implementation) else wrap(source)
-    return answer(implementation, arch, params, X, Y)
+    return answer(as_implementation(source), arch, params, X, Y)
 
 
 def directional_check(
@@ -609,8 +545,7 @@ def directional_check(
         checker.judge(node, (4.0 * D2 - D1) / 3.0, spread=abs(D1 - D2))
 
     tensors = []
-    for tensor, group in enumerate(groups):
-        l, which = divmod(tensor, 2)
+    for tensor, (group, identity) in enumerate(zip(groups, TensorId.every(len(params)))):
         evidence = [n for n in group if n.evidence]
         bad = [n for n in evidence if n.dirty]
         wrong, more = [], False
@@ -622,7 +557,7 @@ def directional_check(
             covered[node.span if node.span is not None else node.support] = True
         status = Status.DISAGREE if bad else Status.AGREE if evidence else Status.NO_EVIDENCE
         tensors.append(TensorCheck(
-            l + 1, "Wb"[which], status, len(evidence),
+            identity, status, len(evidence),
             float(max((abs(n.mismatch) / n.bound for n in evidence), default=0.0)),
             float(min((n.step for n in evidence), default=0.0)), int((~covered).sum()),
             tuple(sorted(wrong, key=lambda w: -w.error)[:MAX_WRONG]), more or len(wrong) > MAX_WRONG,
@@ -630,13 +565,8 @@ def directional_check(
 
     loss_bound = tolerance.loss_rtol * max(abs(net.loss), abs(loss_got), 1e-3) + rounding
     loss_agrees = abs(loss_got - net.loss) <= loss_bound
-    statuses = {t.status for t in tensors}
-    if not loss_agrees or Status.DISAGREE in statuses:
-        status = Status.DISAGREE
-    elif Status.AGREE in statuses:
-        status = Status.AGREE
-    else:
-        status = Status.NO_EVIDENCE
+    status = strongest([t.status for t in tensors] + ([] if loss_agrees else [Status.DISAGREE]))
+    status = Status.NO_EVIDENCE if status is Status.PENDING else status
     return DirectionalResult(
         status, loss_got, net.loss, loss_agrees, tuple(tensors), net.forwards, time.perf_counter() - start,
         f"{directions} random direction(s) per tensor; {net.forwards} loss evaluations",
@@ -650,16 +580,19 @@ def as_comparison(result: DirectionalResult, grads: Params) -> Comparison:
     entries differ. A tensor that disagrees without an entry named is told in the note."""
     tensors, notes = [], [result.note]
     for check in result.tensors:
-        got = np.asarray(grads[check.layer - 1][0 if check.kind == "W" else 1], dtype=np.float64)
+        l, which = check.tensor.slot
+        got = np.asarray(grads[l][which], dtype=np.float64)
         expected = got.copy()
         for entry in check.wrong:
             expected[entry.index] = entry.expected
         scale = max(float(np.abs(got).max(initial=0.0)), float(np.abs(expected).max(initial=0.0)), ABSOLUTE_SCALE)
-        tensors.append(TensorComparison(check.layer, check.kind, got, expected, np.ones(got.shape, dtype=bool), scale, 0.0))
+        tensors.append(TensorComparison(check.tensor, got, expected, np.ones(got.shape, dtype=bool), scale, 0.0))
         if check.status is Status.DISAGREE and (not check.wrong or check.more):
             notes.append(f"{check.name} disagrees along its random direction by {check.worst:.3g} times the tolerance; "
                          + ("more wrong entries than those named" if check.wrong else "no single entry could be named"))
         if check.uncovered:
             notes.append(f"{check.name}: {check.uncovered} entries on or next to a kink were in no direction")
-    loss_error = abs(result.loss_got - result.loss_expected) / max(abs(result.loss_expected), abs(result.loss_got), 1e-3)
-    return Comparison("directional", result.status, result.loss_got, result.loss_expected, loss_error, tuple(tensors), "; ".join(notes))
+    error = loss_error(result.loss_got, result.loss_expected, 0.0, TOLERANCES["directional"])
+    return Comparison(
+        "directional", result.status, result.loss_got, result.loss_expected, error, tuple(tensors), "; ".join(notes), result.loss_agrees
+    )

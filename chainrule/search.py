@@ -1,36 +1,32 @@
-"""Judging a gradient source: ask every oracle, compare, and search for the smallest failure.
-
-``judge`` answers one case. ``crosscheck`` lets Hypothesis generate cases, and when one fails,
-shrink it to the smallest network, batch and values that still fail: the counterexample a
-person can read.
+"""The search: ``crosscheck`` lets Hypothesis generate cases for a gradient source and, when one
+fails, shrinks it to the smallest network, batch and values that still fail (then
+chainrule.reduce removes what Hypothesis cannot see): the counterexample a person can read.
 """
 
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass
 
-import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, assume, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import FlakyFailure
 
-from reference.architecture import REQUIRED_OUTPUT, Architecture
+from chainrule.case import Case, random_case
+from chainrule.contract import REQUIRED_OUTPUT
+from chainrule.diagnosis import diagnose
+from chainrule.judge import judge_by_size
+from chainrule.kinks import rounding_ambiguous
+from chainrule.oracles.registry import Registered, available, registry
+from chainrule.reduce import reduce_case
+from chainrule.reference import Architecture
+from chainrule.sources.implementation import Implementation, with_timeout
+from chainrule.sources.load import as_implementation
+from chainrule.status import Status
+from chainrule.strategies import architectures, cases
+from chainrule.verdict import CaseVerdict, format_failure
 
-from .base import OracleGradients
-from .tolerances import sensitivity
-from .compare import Comparison, Status, compare
-from .kinks import rounding_ambiguous
-from .reduce import reduce_case
-from .plugins import Fault, Implementation, answer, load, with_timeout, wrap
-from .registry import Registered, available, registry
-from .strategies import Case, architectures, cases
-from .verdict import CaseVerdict, format_failure
-from .directional import THRESHOLD, as_comparison, directional_check
-from .diagnosis import diagnose
-
-__all__ = ["CheckFailure", "NoOracle", "Summary", "adjudicate", "ask_oracles", "judge", "judge_case", "coverage_cases", "random_case", "crosscheck", "as_implementation"]
+__all__ = ["CheckFailure", "NoOracle", "Summary", "coverage_cases", "crosscheck"]
 
 
 class NoOracle(AssertionError):
@@ -90,85 +86,10 @@ class _Retired(BaseException):
         self.verdict = verdict
 
 
-def as_implementation(source) -> Implementation:
-    """A spec string, an Implementation, or any contract object."""
-    if isinstance(source, Implementation):
-        return source
-    if isinstance(source, str):
-        return load(source)
-    return wrap(source)
-
-
-def ask_oracles(case: Case, judges: list[Registered]) -> dict[str, tuple[OracleGradients, float]]:
-    """Every judge's answer on the case, with the seconds it took."""
-    answers = {}
-    for registered in judges:
-        start = time.perf_counter()
-        result = registered.oracle.gradients(case.arch, case.params, case.X, case.Y)
-        answers[registered.info.name] = (result, time.perf_counter() - start)
-    return answers
-
-
-def adjudicate(comparison: Comparison, registered: Registered, case: Case, loss: float, grads, source=None) -> Comparison:
-    """A disagreement with an oracle that can refine (finite differences): re-estimate every
-    disputed entry more precisely (Richardson extrapolation) and compare again, as PyTorch's
-    OpInfo re-runs a disputed sample in higher precision. Every one: an entry left unrefined
-    could carry the plain difference's truncation error h^2 L'''/6 into a verdict."""
-    if comparison.status is not Status.DISAGREE or not hasattr(registered.oracle, "refine"):
-        return comparison
-    disputed = [(t.layer - 1, 0 if t.kind == "W" else 1, tuple(int(i) for i in index)) for t in comparison.disagreeing for index in t.bad]
-    if not disputed:  # only the loss disagrees: nothing to refine
-        return comparison
-    refined = registered.oracle.refine(case.arch, case.params, case.X, case.Y, disputed)
-    pairs = [comparison.tensors[i : i + 2] for i in range(0, len(comparison.tensors), 2)]
-    grads_fd = [(W.expected.copy(), b.expected.copy()) for W, b in pairs]
-    trusted = [(W.trusted.copy(), b.trusted.copy()) for W, b in pairs]
-    for (l, which, index), value in refined.items():
-        grads_fd[l][which][index] = value
-        trusted[l][which][index] = trusted[l][which][index] and value == value  # NaN: crossed a kink
-    again = compare(loss, grads, OracleGradients(comparison.loss_expected, grads_fd, trusted, sensitivity=sensitivity(case.arch, case.params, case.X, case.Y)), registered.info, source=source)
-    note = f"{len(refined)} disputed entries re-estimated by Richardson extrapolation"
-    return Comparison(again.oracle, again.status, again.loss_got, again.loss_expected, again.loss_error, again.tensors, note)
-
-
-def judge(implementation: Implementation, case: Case, judges: list[Registered], answers=None) -> CaseVerdict:
-    """The implementation's answer on one case against every judge (answers may be precomputed)."""
-    answers = answers if answers is not None else ask_oracles(case, judges)
-    start = time.perf_counter()
-    try:
-        loss, grads = answer(implementation, case.arch, case.params, case.X, case.Y)
-    except Fault as fault:
-        return CaseVerdict(implementation.name, case, fault=fault, seconds=time.perf_counter() - start)
-    seconds = time.perf_counter() - start
-    comparisons = []
-    for registered in judges:
-        expected, _ = answers[registered.info.name]
-        comparison = compare(loss, grads, expected, registered.info)
-        comparisons.append(adjudicate(comparison, registered, case, loss, grads))
-    return CaseVerdict(implementation.name, case, tuple(comparisons), seconds=seconds)
-
-
-def judge_case(implementation: Implementation, case: Case, judges: list[Registered], threshold: int = THRESHOLD) -> CaseVerdict:
-    """One case by the method its size calls for, recorded in ``verdict.method``: up to
-    ``threshold`` parameters every entry against each judge (``judge``); above it, where every-entry
-    finite differences would take hours, random directional derivatives that name the wrong
-    entries (oracles.directional), and no framework is asked."""
-    if case.arch.parameter_count <= threshold:
-        return judge(implementation, case, judges)
-    start = time.perf_counter()
-    try:
-        loss, grads = answer(implementation, case.arch, case.params, case.X, case.Y)
-    except Fault as fault:
-        return CaseVerdict(implementation.name, case, fault=fault, seconds=time.perf_counter() - start, method="directional")
-    seconds = time.perf_counter() - start
-    result = directional_check((loss, grads), case.arch, case.params, case.X, case.Y)
-    return CaseVerdict(implementation.name, case, (as_comparison(result, grads),), seconds=seconds, method="directional")
-
-
 def _still_fails(implementation: Implementation, case: Case, judges: list[Registered]) -> bool:
     if implementation.retired is not None or rounding_ambiguous(case.arch, case.params, case.X):
         return False
-    return judge_case(implementation, case, judges).failed
+    return judge_by_size(implementation, case, judges).failed
 
 
 def _deciding_judge(verdict: CaseVerdict, judges: list[Registered]) -> list[Registered]:
@@ -187,7 +108,7 @@ def _coverage(implementation: Implementation, judges: list[Registered], seed: in
     for case in coverage_cases(implementation, seed):
         if rounding_ambiguous(case.arch, case.params, case.X):
             continue
-        verdict = judge_case(implementation, case, judges)
+        verdict = judge_by_size(implementation, case, judges)
         verdicts.append(verdict)
         if verdict.failed:
             raise CheckFailure(verdict, seed)
@@ -207,23 +128,6 @@ def coverage_cases(implementation: Implementation, seed: int) -> list[Case]:
             for middle in hidden:
                 covered.append(random_case(Architecture((3, 3, 3), (middle, output), loss), 2, seed + len(covered)))
     return covered
-
-
-def random_case(arch, batch: int, seed: int) -> Case:
-    """A case of the given architecture with random float64 values from ``seed``: W(l) ~ N(0, 1/fan-in),
-    b ~ N(0, 0.01), X ~ N(0, 1); Y ~ N(0, 1) for mse, probability rows for cross_entropy, U(0, 1) for
-    binary_cross_entropy."""
-    rng = np.random.default_rng(seed)
-    params = [(rng.standard_normal((m, n)) / np.sqrt(n), 0.1 * rng.standard_normal(m)) for n, m in zip(arch.sizes, arch.sizes[1:])]
-    X = rng.standard_normal((batch, arch.sizes[0]))
-    shape = (batch, arch.sizes[-1])
-    if arch.loss == "cross_entropy":
-        Y = rng.dirichlet(np.ones(shape[1]), size=batch)
-    elif arch.loss == "binary_cross_entropy":
-        Y = rng.random(shape)
-    else:
-        Y = rng.standard_normal(shape)
-    return Case(arch, params, X, Y)
 
 
 def crosscheck(
@@ -267,7 +171,7 @@ def crosscheck(
         if rounding_ambiguous(case.arch, case.params, case.X):
             rejected += 1
             assume(False)
-        verdict = judge_case(implementation, case, deciding)
+        verdict = judge_by_size(implementation, case, deciding)
         verdicts.append(verdict)
         if on_verdict is not None:
             on_verdict(verdict)
@@ -282,7 +186,7 @@ def crosscheck(
         covered = _coverage(implementation, judges, seed)
     except CheckFailure as failure:
         case = reduce_case(failure.verdict.case, lambda c: _still_fails(implementation, c, deciding))
-        final = judge_case(implementation, case, judges)  # the reduced case, before every judge
+        final = judge_by_size(implementation, case, judges)  # the reduced case, before every judge
         raise CheckFailure(final if final.failed else failure.verdict, seed).diagnosed(implementation, judges) from None
     except _Retired as retired:
         raise CheckFailure(retired.verdict, seed).diagnosed(implementation, judges) from None

@@ -1,0 +1,149 @@
+"""The verdict of ``chainrule check --json``: one JSON document for CI.
+
+Every key is always present (null where it does not apply). Schema, version 1:
+
+    schema_version     1; raised when a key is removed or changes meaning (new keys may appear)
+    chainrule_version  "0.2.0"
+    implementation     its name; the spec as given when it could not be loaded; null if none was parsed
+    status             "agree" | "disagree" | "error" (a fault, or no oracle to judge) | "usage-error"
+    exit_code          0 | 1 | 2, the command's own
+    message            null, or the one line also written to stderr (usage error, no oracle)
+    seed               int | null;  examples: int | null (cases asked for; null with --arch)
+    arch               the --arch given, else null
+    oracles            names of the oracles that judged
+    counts             {"cases", "agree", "convention", "no_evidence", "coverage", "rejected"} | null (null on failure)
+    not_exercised      activations and losses it declares it does not support (never drawn)
+    counterexample     null, or {"architecture", "batch_size", "params": [{"W", "b"}, ...], "X", "Y",
+                       "reproduction" (Python text), "judged_by", "fault": {"kind", "message"} | null,
+                       "disagreements": [{"oracle", "loss": {"got", "expected", "relative_error"} | null,
+                       "tensors": [{"tensor", "layer", "kind", "worst_relative_error", "tolerance", "differing",
+                       "compared", "entries": [{"index", "got", "expected"}, ...]}], "agreeing", "note"}],
+                       "notes", "diagnosis": {"patterns", "summary", "lines"} | null}
+
+Floats are written in the shortest form that reads back as the same float64. NaN and the
+infinities, which JSON cannot hold, are written as the strings "nan", "inf" and "-inf".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from chainrule import __version__
+from chainrule.status import Exit, Status
+
+__all__ = ["SCHEMA_VERSION", "STATUSES", "agreed", "dumps", "failed", "problem"]
+
+SCHEMA_VERSION = 1
+MAX_ENTRIES = 6  # entries listed per disagreeing tensor, worst first (as the text verdict shows)
+STATUSES = ("agree", "disagree", "error", "usage-error")
+
+
+def _document(status: str, exit_code: Exit, implementation: str | None, **fields) -> dict:
+    document = {
+        "schema_version": SCHEMA_VERSION, "chainrule_version": __version__, "implementation": implementation,
+        "status": status, "exit_code": int(exit_code), "message": None, "seed": None, "examples": None,
+        "arch": None, "oracles": [], "counts": None, "not_exercised": [], "counterexample": None,
+    }
+    unknown = set(fields) - set(document)
+    if unknown:
+        raise TypeError(f"not in schema {SCHEMA_VERSION}: {sorted(unknown)}")
+    return document | fields
+
+
+def _counts(verdicts, covered=(), rejected: int = 0) -> dict:
+    count = lambda status: sum(v.status is status for v in verdicts)  # noqa: E731
+    return {
+        "cases": len(verdicts), "agree": count(Status.AGREE), "convention": count(Status.CONVENTION),
+        "no_evidence": count(Status.NO_EVIDENCE), "coverage": len(covered), "rejected": rejected,
+    }
+
+
+def agreed(summary=None, *, examples: int | None = None, verdict=None, seed: int | None = None, arch: str | None = None,
+           not_exercised=()) -> dict:
+    """A pass: a crosscheck ``summary`` (chainrule.search.Summary), or one agreeing ``verdict`` (--arch)."""
+    if summary is not None:
+        return _document(
+            "agree", Exit.AGREE, summary.implementation, seed=summary.seed, examples=examples, oracles=list(summary.oracles),
+            counts=_counts(summary.verdicts, summary.covered, summary.rejected), not_exercised=list(summary.unexercised),
+        )
+    return _document(
+        "agree", Exit.AGREE, verdict.implementation, seed=seed, arch=arch, oracles=[c.oracle for c in verdict.comparisons],
+        counts=_counts([verdict]), not_exercised=list(not_exercised),
+    )
+
+
+def failed(verdict, *, seed: int, diagnosis=None, oracles=(), examples: int | None = None, arch: str | None = None,
+           not_exercised=()) -> dict:
+    """A failing ``verdict`` (chainrule.verdict.CaseVerdict), the smallest counterexample, and its diagnosis."""
+    return _document(
+        "error" if verdict.status is Status.ERROR else "disagree", Exit.DISAGREE, verdict.implementation,
+        seed=seed, examples=examples, arch=arch, oracles=list(oracles) or [c.oracle for c in verdict.comparisons],
+        not_exercised=list(not_exercised), counterexample=_counterexample(verdict, diagnosis),
+    )
+
+
+def problem(exit_code: Exit, message: str, implementation: str | None = None, **fields) -> dict:
+    """No verdict: a usage error (exit 2), or nothing to judge with (exit 1, status "error")."""
+    status = "usage-error" if exit_code == Exit.USAGE else "error"
+    return _document(status, exit_code, implementation, message=message, **fields)
+
+
+def _counterexample(verdict, diagnosis) -> dict:
+    case = verdict.case
+    return {
+        "architecture": str(case.arch),
+        "batch_size": case.batch_size,
+        "params": [{"W": W.tolist(), "b": b.tolist()} for W, b in case.params],
+        "X": case.X.tolist(),
+        "Y": case.Y.tolist(),
+        "reproduction": case.reproduction(),
+        "judged_by": verdict.judged_by,
+        "fault": None if verdict.fault is None else {"kind": verdict.fault.kind, "message": verdict.fault.message},
+        "disagreements": [_disagreement(c) for c in verdict.comparisons if c.status is Status.DISAGREE],
+        "notes": list(verdict.notes),
+        "diagnosis": None if diagnosis is None else {
+            "patterns": list(diagnosis.patterns), "summary": diagnosis.summary, "lines": list(diagnosis.lines),
+        },
+    }
+
+
+def _disagreement(comparison) -> dict:
+    loss = None if comparison.loss_agrees else {
+        "got": comparison.loss_got, "expected": comparison.loss_expected, "relative_error": comparison.loss_error,
+    }
+    return {
+        "oracle": comparison.oracle,
+        "loss": loss,
+        "tensors": [_tensor(t) for t in comparison.disagreeing],
+        "agreeing": [t.name for t in comparison.tensors if t.agrees],
+        "note": comparison.note,
+    }
+
+
+def _tensor(tensor) -> dict:
+    bad = tensor.bad
+    return {
+        "tensor": tensor.name, "layer": tensor.layer, "kind": tensor.kind,
+        "worst_relative_error": tensor.error, "tolerance": tensor.tolerance, "differing": len(bad), "compared": tensor.compared,
+        "entries": [
+            {"index": [int(i) for i in index], "got": float(tensor.got[index]), "expected": float(tensor.expected[index])}
+            for index in bad[:MAX_ENTRIES]
+        ],
+    }
+
+
+def _json_safe(value):
+    """Non-finite floats as "nan", "inf", "-inf"; every other value as it is."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def dumps(document: dict) -> str:
+    """The document as strict JSON (never NaN or Infinity), on one line."""
+    return json.dumps(_json_safe(document), allow_nan=False)

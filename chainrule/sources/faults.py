@@ -1,0 +1,50 @@
+"""Every way a gradient source can break the contract, as one exception with a kind."""
+
+from __future__ import annotations
+
+__all__ = ["FAULT_KINDS", "FATAL", "Fault", "LoadError"]
+
+# Every Fault.kind, with what it means. The fatal ones retire the implementation.
+FAULT_KINDS = {
+    "raised": "raised an exception (a command: answered {\"error\": ...})",
+    "type": "answered with the wrong types: not a float loss and float64 arrays",
+    "layers": "answered with gradients for the wrong number of layers",
+    "shape": "answered a gradient with the wrong shape",
+    "non-finite": "answered a NaN or infinite loss or gradient",
+    "modified-arguments": "changed the params, X or Y it was given",
+    "stateful": "answered the same question twice, differently (state kept between calls)",
+    "timeout": "did not answer within the time limit (fatal: never asked again)",
+    "exited": "the command exited or closed its stdout (fatal)",
+    "protocol": "the command wrote something on stdout that is not a response (fatal)",
+    "stopped": "not asked: retired after an earlier fatal fault",
+}
+FATAL = frozenset({"timeout", "exited", "protocol", "stopped"})
+
+
+class LoadError(Exception):
+    """The source cannot be loaded or started (exit code 2)."""
+
+
+class Fault(Exception):
+    """The source answered, but not as the contract requires: ``kind`` (one of FAULT_KINDS) and
+    a one-line ``message``. A plain exception, not a frozen dataclass: Python sets
+    ``__traceback__`` on whatever it raises, and contextlib assigns it too."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(kind, message)
+        self.kind = kind
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fault) and (self.kind, self.message) == (other.kind, other.message)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.message))
+
+    @property
+    def fatal(self) -> bool:
+        """True when the source cannot be asked again (it hung, exited or broke the protocol)."""
+        return self.kind in FATAL

@@ -1,0 +1,166 @@
+"""A loaded gradient source: its name, what it declares it supports, its time limit, and the
+worker thread its calls run in."""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import math
+import queue
+import threading
+import weakref
+from dataclasses import dataclass, field
+
+from chainrule.contract import ACTIVATION_NAMES, LOSS_NAMES, REQUIRED_OUTPUT
+from chainrule.reference import Architecture
+from chainrule.sources.faults import Fault, LoadError
+
+__all__ = ["DEFAULT_TIMEOUT", "Implementation", "with_timeout", "wrap"]
+
+DEFAULT_TIMEOUT = 10.0  # seconds per call before a source counts as hung
+
+
+class _Health:
+    """Shared by every copy of one Implementation: the fatal fault that retired it, and where."""
+
+    def __init__(self) -> None:
+        self.retired: tuple[Fault, str] | None = None
+
+
+class _Abandoned(Exception):
+    """A call still running past its time limit, left behind in its thread."""
+
+
+class _Worker:
+    """The daemon thread that makes an implementation's calls, started on its first call and reused:
+    a call costs a queue round-trip, not a new thread. A call past its time limit is abandoned
+    there (a hung Python call cannot be stopped) and the next call, if any, gets a new thread.
+    A thread ends when its queue gets None: once abandoned, or once its Worker is collected."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue | None = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _serve(jobs: queue.SimpleQueue) -> None:
+        while (job := jobs.get()) is not None:
+            context, function, args, done = job
+            try:
+                done.put(("result", context.run(function, *args)))
+            except BaseException as error:  # noqa: B036 - SystemExit in a plug-in is a fault like any other
+                done.put(("error", error))
+
+    def call(self, function, args: tuple, timeout: float, name: str) -> object:
+        """``function(*args)`` in the worker, in a copy of the caller's context (numpy's errstate
+        and the like); _Abandoned after ``timeout`` seconds."""
+        with self._lock:  # one call at a time: a call's time limit never counts another's
+            if self._jobs is None:
+                self._jobs = queue.SimpleQueue()
+                threading.Thread(target=self._serve, args=(self._jobs,), name=f"chainrule: {name}", daemon=True).start()
+                weakref.finalize(self, self._jobs.put, None)
+            done: queue.SimpleQueue = queue.SimpleQueue()
+            self._jobs.put((contextvars.copy_context(), function, args, done))
+            try:
+                kind, value = done.get(timeout=timeout)
+            except queue.Empty:  # the thread is stuck in the call: abandoned, it ends if the call does
+                self._jobs.put(None)
+                self._jobs = None
+                raise _Abandoned from None
+        if kind == "error":
+            raise value
+        return value
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """A contract object with its name, the activations and losses it declares it supports,
+    and the seconds each call may take (None: no limit)."""
+
+    name: str
+    source: object
+    activations: tuple[str, ...] = ACTIVATION_NAMES
+    losses: tuple[str, ...] = LOSS_NAMES
+    timeout: float | None = DEFAULT_TIMEOUT
+    health: _Health = field(default_factory=_Health, repr=False, compare=False)
+    worker: _Worker = field(default_factory=_Worker, repr=False, compare=False)
+
+    def supports(self, arch: Architecture) -> bool:
+        return arch.loss in self.losses and all(name in self.activations for name in arch.activations)
+
+    @property
+    def unexercised(self) -> tuple[str, ...]:
+        """Every activation and loss no check ever draws for it: outside what it declares."""
+        activations = tuple(name for name in ACTIVATION_NAMES if name not in self.activations)
+        losses = []
+        for name in LOSS_NAMES:
+            required = REQUIRED_OUTPUT.get(name)
+            if name not in self.losses:
+                losses.append(name)
+            elif required and required not in self.activations:
+                losses.append(f"{name} (needs {required})")
+        return activations + tuple(losses)
+
+    @property
+    def retired(self) -> Fault | None:
+        """The fatal fault after which it is no longer asked, if any."""
+        return self.health.retired[0] if self.health.retired else None
+
+    def call_in_worker(self, args: tuple) -> object:
+        """``loss_and_gradients(*args)`` in its worker thread; a timeout Fault past the limit."""
+        try:
+            return self.worker.call(self.source.loss_and_gradients, args, self.timeout, self.name)
+        except _Abandoned:
+            raise Fault(
+                "timeout", f"did not answer within {self.timeout:g} s (a hung Python call cannot be stopped: it is not asked again)"
+            ) from None
+
+    def close(self) -> None:
+        """Release what the source holds (a command's process); Python sources need nothing."""
+        close = getattr(self.source, "close", None)
+        if callable(close):
+            close()
+
+
+def _seconds(timeout: float | None) -> float | None:
+    if timeout is None or timeout == math.inf:
+        return None
+    if not timeout > 0:  # also rejects NaN
+        raise ValueError(f"timeout: got {timeout!r}, expected a number of seconds > 0")
+    return float(timeout)
+
+
+def with_timeout(implementation: Implementation, timeout: float | None) -> Implementation:
+    """The same implementation (same source, same health) with another per-call limit; None or inf: none."""
+    return dataclasses.replace(implementation, timeout=_seconds(timeout))
+
+
+def _declared(source: object, kind: str, label: str) -> tuple[str, ...]:
+    declared = getattr(source, kind, None)
+    known = ACTIVATION_NAMES if kind == "activations" else LOSS_NAMES
+    if declared is None:
+        return known
+    if isinstance(declared, str) or not all(isinstance(name, str) for name in declared):
+        raise LoadError(f"{label}: {kind} must be a tuple of names, got {declared!r}")
+    declared = tuple(declared)
+    unknown = [name for name in declared if name not in known]
+    if unknown:
+        raise LoadError(f"{label} declares unknown {kind} {unknown}; known: {', '.join(known)}")
+    return declared
+
+
+def wrap(source: object, name: str | None = None) -> Implementation:
+    """An Implementation around any contract object (optional ``activations``/``losses`` attributes)."""
+    label = name or repr(source)
+    if not callable(getattr(source, "loss_and_gradients", None)):
+        raise LoadError(f"{label} has no loss_and_gradients method")
+    activations = _declared(source, "activations", label)
+    losses = _declared(source, "losses", label)
+    from hypothesis.errors import InvalidArgument
+
+    from chainrule.strategies import architectures
+
+    try:  # what it declares must leave something to draw
+        architectures(activations=activations, losses=losses)
+    except InvalidArgument as error:
+        raise LoadError(f"{label}: nothing it declares can be checked: {error}") from None
+    return Implementation(str(getattr(source, "name", None) or name or type(source).__name__), source, activations, losses)

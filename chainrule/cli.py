@@ -1,6 +1,6 @@
 """The ``chainrule`` command: check, report, explain, oracles, bench.
 
-Exit codes (CONTRACT.md): 0 agreement, 1 a disagreement, 2 usage error or a plug-in that
+Exit codes (docs/contract.md): 0 agreement, 1 a disagreement, 2 usage error or a plug-in that
 cannot be loaded or started. ``check --json`` prints the verdict as one JSON document
 (chainrule.jsonverdict) with the same exit codes, a usage error included.
 """
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shlex
 import sys
+from functools import partial
 
 from chainrule import __version__
 from chainrule.status import Exit
@@ -71,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--batch", type=int, default=32, metavar="N", help="examples in the --arch case (default 32)")
     check.add_argument(
-        "--timeout", type=_seconds, default=10.0, metavar="SECONDS",  # oracles.plugins.DEFAULT_TIMEOUT
+        "--timeout", type=_seconds, default=10.0, metavar="SECONDS",  # chainrule.sources.implementation.DEFAULT_TIMEOUT
         help="seconds per call before the implementation counts as hung (default 10)",
     )
     check.add_argument("--json", action="store_true", help="the verdict as one JSON document on stdout (chainrule.jsonverdict)")
@@ -140,7 +142,7 @@ def _usage_error(message: str, implementation: str | None, verdict) -> int:
     from chainrule.jsonverdict import problem
 
     print(f"chainrule: error: {message}", file=sys.stderr)
-    return verdict(Exit.USAGE, None, lambda: problem(Exit.USAGE, message, implementation))
+    return verdict(Exit.USAGE, None, partial(problem, Exit.USAGE, message, implementation))
 
 
 def _judge(args, verdict) -> int:
@@ -162,20 +164,29 @@ def _judge(args, verdict) -> int:
         summary = crosscheck(implementation, examples=args.examples, seed=args.seed, oracles=args.oracles)
     except CheckFailure as failure:
         judges = [r.info.name for r in available(args.oracles)]
-        return verdict(Exit.DISAGREE, str(failure), lambda: failed(
-            failure.verdict, seed=failure.seed, diagnosis=failure.diagnosis, oracles=judges, examples=args.examples,
-            not_exercised=unexercised,
+        command = _command(args, "--examples", args.examples, "--seed", failure.seed)
+        return verdict(Exit.DISAGREE, str(failure), partial(
+            failed, failure.verdict, seed=failure.seed, diagnosis=failure.diagnosis, oracles=judges, examples=args.examples,
+            not_exercised=unexercised, command=command,
         ))
     except NoOracle as error:
         print(f"chainrule: {error}", file=sys.stderr)
-        return verdict(Exit.DISAGREE, None, lambda: problem(
-            Exit.DISAGREE, str(error), name, seed=args.seed, examples=args.examples, arch=args.arch, not_exercised=list(unexercised),
+        return verdict(Exit.DISAGREE, None, partial(
+            problem, Exit.DISAGREE, str(error), name, seed=args.seed, examples=args.examples, arch=args.arch,
+            not_exercised=list(unexercised),
         ))
     except ValueError as error:
         return _usage_error(str(error), name, verdict)
     finally:
         implementation.close()
-    return verdict(Exit.AGREE, str(summary), lambda: agreed(summary, examples=args.examples))
+    return verdict(Exit.AGREE, str(summary), partial(agreed, summary, examples=args.examples))
+
+
+def _command(args, *options) -> str:
+    """The ``chainrule check`` command line that judges the same source the same way, with ``options``."""
+    source = ["--cmd", args.cmd] if args.cmd is not None else [args.target]
+    judges = ["--oracles", *args.oracles] if args.oracles else []
+    return shlex.join(["chainrule", "check", *source, *map(str, options), *judges])
 
 
 def _check_one(implementation, args, verdict) -> int:
@@ -201,12 +212,14 @@ def _check_one(implementation, args, verdict) -> int:
         raise NoOracle(f"no oracle is available to judge {implementation.name}")
     judged = judge_by_size(implementation, case, judges)
     code = Exit.DISAGREE if judged.failed else Exit.AGREE
+    command = _command(args, "--arch", arch, "--batch", args.batch, "--seed", seed)
     if judged.failed:
-        document = lambda: failed(  # noqa: E731
-            judged, seed=seed, oracles=[r.info.name for r in judges], arch=args.arch, not_exercised=implementation.unexercised
+        document = partial(
+            failed, judged, seed=seed, oracles=[r.info.name for r in judges], arch=args.arch,
+            not_exercised=implementation.unexercised, command=command,
         )
     else:
-        document = lambda: agreed(verdict=judged, seed=seed, arch=args.arch, not_exercised=implementation.unexercised)  # noqa: E731
+        document = partial(agreed, verdict=judged, seed=seed, arch=args.arch, not_exercised=implementation.unexercised)
     where = f"{case.describe()}, {arch.parameter_count:,} parameters, seed {seed}"
     if judged.judged_by != "directional":
         text = format_failure(judged) if judged.failed else f"{implementation.name}: {where}: {judged.status.value} (judged by {judged.judged_by})"
@@ -221,8 +234,7 @@ def _check_one(implementation, args, verdict) -> int:
             lines += ["  " + format_entry(tensor, index, "directional", case.describe()) for index in tensor.bad[:MAX_ENTRIES_SHOWN]]
         lines.append(f"  note: {comparison.note}")
     if judged.failed:
-        target = f"--cmd {args.cmd!r}" if args.cmd is not None else args.target
-        lines += ["", "Reproduce:", f"chainrule check {target} --arch {arch} --batch {args.batch} --seed {seed}"]
+        lines += ["", "Reproduce:", command]
     return verdict(code, "\n".join(lines), document)
 
 

@@ -395,7 +395,7 @@ def _shape(c: Comparison, infos, N: int, gone: set[str]) -> tuple[list[str], str
 
 
 def diagnose(implementation, verdict: CaseVerdict, judges=None) -> Diagnosis:
-    """What the failing ``verdict`` of ``implementation`` most likely means (see the module docstring)."""
+    """What the failing ``verdict`` of ``implementation`` most likely means (docs/directional.md)."""
     implementation = as_implementation(implementation)
     judges = available() if judges is None else judges
     infos = {r.info.name: r.info for r in judges}

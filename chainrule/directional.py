@@ -291,7 +291,7 @@ class _Checker:
         return max(gv, abs(node.fd), self.tolerance.floor * self.G * norm_v, ABSOLUTE_SCALE * norm_v)
 
     def bound(self, node: _Node, spread: float | None = None) -> float:
-        """How far a measured mismatch may be off at the node's step (see the module docstring):
+        """How far a measured mismatch may be off at the node's step (docs/directional.md):
         D(h)'s, or with ``spread`` = |D(h) - D(h/2)| the Richardson value's."""
         rounding = self.rounding / node.step
         fixed = self.tolerance.rtol * self.scale(node) + node.conditioning
@@ -421,7 +421,7 @@ class _Checker:
         return part if 0 <= part < B and abs(position - part) <= 0.3 else None
 
     def localize(self, root: _Node) -> tuple[list[WrongEntry], bool]:
-        """The wrong entries under a measured disagreement (see the module docstring)."""
+        """The wrong entries under a measured disagreement (docs/directional.md)."""
         frontier, wrong = [root], []
         while frontier and len(wrong) < MAX_WRONG:
             frontier.sort(key=lambda n: -n.margin)
@@ -494,7 +494,7 @@ class _Checker:
 
 def _answer(source, arch, params, X, Y) -> tuple[float, Params]:
     """A given (loss, grads) as float64 arrays, or the implementation's answer (asked as
-    oracles.plugins asks: twice, validated)."""
+    chainrule.sources.ask asks: twice, validated)."""
     if isinstance(source, tuple) and len(source) == 2 and not hasattr(source, "loss_and_gradients"):
         loss, grads = source
         return float(loss), [(np.asarray(dW, dtype=np.float64), np.asarray(db, dtype=np.float64)) for dW, db in grads]
@@ -516,7 +516,7 @@ def directional_check(
     """Judge an implementation (or its answer, a (loss, grads) pair) on one case by random
     directional derivatives, naming the wrong entries of every tensor that disagrees.
 
-    An implementation that answers wrongly in form raises oracles.plugins.Fault, as ``answer`` does.
+    An implementation that answers wrongly in form raises chainrule.sources.faults.Fault, as ``answer`` does.
     """
     start = time.perf_counter()
     tolerance = tolerance or TOLERANCES["directional"]
@@ -574,7 +574,7 @@ def directional_check(
 
 
 def as_comparison(result: DirectionalResult, grads: Params) -> Comparison:
-    """The result in the shape every other judge's answer has (oracles.compare.Comparison), for
+    """The result in the shape every other judge's answer has (chainrule.compare.Comparison), for
     verdicts and reports: each tensor's expected values are the implementation's own, except the
     entries named wrong, which carry their central differences; tolerance 0, so exactly those
     entries differ. A tensor that disagrees without an entry named is told in the note."""

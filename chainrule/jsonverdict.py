@@ -14,7 +14,7 @@ Every key is always present (null where it does not apply). Schema, version 1:
     counts             {"cases", "agree", "convention", "no_evidence", "coverage", "rejected"} | null (null on failure)
     not_exercised      activations and losses it declares it does not support (never drawn)
     counterexample     null, or {"architecture", "batch_size", "params": [{"W", "b"}, ...], "X", "Y",
-                       "reproduction" (Python text), "judged_by", "fault": {"kind", "message"} | null,
+                       "reproduction" (Python text), "command" (the chainrule command line), "judged_by", "fault": {"kind", "message"} | null,
                        "disagreements": [{"oracle", "loss": {"got", "expected", "relative_error"} | null,
                        "tensors": [{"tensor", "layer", "kind", "worst_relative_error", "tolerance", "differing",
                        "compared", "entries": [{"index", "got", "expected"}, ...]}], "agreeing", "note"}],
@@ -74,12 +74,14 @@ def agreed(summary=None, *, examples: int | None = None, verdict=None, seed: int
 
 
 def failed(verdict, *, seed: int, diagnosis=None, oracles=(), examples: int | None = None, arch: str | None = None,
-           not_exercised=()) -> dict:
-    """A failing ``verdict`` (chainrule.verdict.CaseVerdict), the smallest counterexample, and its diagnosis."""
+           not_exercised=(), command: str | None = None) -> dict:
+    """A failing ``verdict`` (chainrule.verdict.CaseVerdict), the smallest counterexample, its
+    diagnosis and the ``command`` that reproduces it; ``oracles`` name the judges when no
+    comparison does (a fault)."""
     return _document(
         "error" if verdict.status is Status.ERROR else "disagree", Exit.DISAGREE, verdict.implementation,
-        seed=seed, examples=examples, arch=arch, oracles=list(oracles) or [c.oracle for c in verdict.comparisons],
-        not_exercised=list(not_exercised), counterexample=_counterexample(verdict, diagnosis),
+        seed=seed, examples=examples, arch=arch, oracles=[c.oracle for c in verdict.comparisons] or list(oracles),
+        not_exercised=list(not_exercised), counterexample=_counterexample(verdict, diagnosis, command),
     )
 
 
@@ -89,7 +91,7 @@ def problem(exit_code: Exit, message: str, implementation: str | None = None, **
     return _document(status, exit_code, implementation, message=message, **fields)
 
 
-def _counterexample(verdict, diagnosis) -> dict:
+def _counterexample(verdict, diagnosis, command: str | None) -> dict:
     case = verdict.case
     return {
         "architecture": str(case.arch),
@@ -98,6 +100,7 @@ def _counterexample(verdict, diagnosis) -> dict:
         "X": case.X.tolist(),
         "Y": case.Y.tolist(),
         "reproduction": case.reproduction(),
+        "command": command,
         "judged_by": verdict.judged_by,
         "fault": None if verdict.fault is None else {"kind": verdict.fault.kind, "message": verdict.fault.message},
         "disagreements": [_disagreement(c) for c in verdict.comparisons if c.status is Status.DISAGREE],

@@ -35,9 +35,7 @@ def pytest_addoption(parser):
     group.addoption("--chainrule-impl", action="append", default=[], metavar="MODULE:ATTR", help="also check this Python implementation (repeatable)")
     group.addoption("--chainrule-cmd", action="append", default=[], metavar="COMMAND", help="also check this JSON-lines command (repeatable)")
     group.addoption("--chainrule-examples", type=int, default=None, metavar="N", help="Hypothesis examples per property (default: the loaded profile's)")
-    group.addoption(
-        "--chainrule-timeout", type=float, default=None, metavar="SECONDS", help="seconds per call before a source counts as hung (default 10)"
-    )
+    group.addoption("--chainrule-timeout", type=float, default=None, metavar="SECONDS", help="seconds per call before a source counts as hung (default 10)")
     group.addoption("--chainrule-no-entry-points", action="store_true", help="leave out implementations installed as entry points")
 
 

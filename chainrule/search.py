@@ -35,7 +35,7 @@ class NoOracle(AssertionError):
 
 class CheckFailure(AssertionError):
     """The implementation disagrees with an oracle; carries the minimal counterexample and, once
-    the search is over, its diagnosis (``.diagnosis``: oracles.diagnosis.Diagnosis, else None)."""
+    the search is over, its diagnosis (``.diagnosis``: chainrule.diagnosis.Diagnosis, else None)."""
 
     def __init__(self, verdict: CaseVerdict, seed: int):
         self.verdict = verdict

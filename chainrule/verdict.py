@@ -50,7 +50,7 @@ def format_entry(tensor: TensorComparison, index: tuple[int, ...], oracle: str, 
 
 def format_failure(verdict: CaseVerdict, diagnosis=None) -> str:
     """The minimal counterexample as text: what disagrees, where, what it most likely means
-    (``diagnosis``, an oracles.diagnosis.Diagnosis, when given), and how to rebuild the case."""
+    (``diagnosis``, an chainrule.diagnosis.Diagnosis, when given), and how to rebuild the case."""
     case = verdict.case
     lines = [f"{verdict.implementation} is wrong on {case.describe()}"]
     if verdict.fault is not None:

@@ -9,11 +9,13 @@ Every network is embedded in a padded one (widths, batch and depth rounded up to
 at least MIN_PADDED; zero neurons, identity layers, masks) so that one jit-compiled function
 serves many architectures: why and how, docs/oracles.md.
 
-Importing this module enables float64 in JAX (``jax_enable_x64``), which JAX only allows globally.
+JAX's float64 mode (``jax.enable_x64``) is on only inside the oracle's own calls: a user's JAX code
+in the same process keeps its own setting.
 """
 
 from __future__ import annotations
 
+import contextlib
 from functools import partial
 
 import jax
@@ -25,8 +27,6 @@ from chainrule.contract import KINKED, LEAKY_SLOPE
 from chainrule.oracles.base import OracleGradients, OracleInfo
 
 __all__ = ["JaxGrad"]
-
-jax.config.update("jax_enable_x64", True)
 
 MIN_PADDED = 8  # smallest padded depth, width or batch: one compilation covers small networks
 _CPU = jax.devices("cpu")[0]
@@ -98,6 +98,13 @@ def _pad(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
+@contextlib.contextmanager
+def _float64():
+    """JAX in float64 on the CPU for the duration, whatever the process's own setting."""
+    with jax.enable_x64(True), jax.default_device(_CPU):
+        yield
+
+
 def _kink_derivatives() -> dict[str, float]:
     """d sigma / dz at z = 0, measured by jax.grad on this module's own activations."""
     return {name: float(jax.grad(partial(ACTIVATIONS[name], real=True))(0.0)) for name in KINKED}
@@ -109,7 +116,7 @@ class JaxGrad:
     name = "jax"
 
     def __init__(self) -> None:
-        with jax.default_device(_CPU):
+        with _float64():
             kink_derivatives = _kink_derivatives()
         self.info = OracleInfo(
             name=self.name, framework="jax", version=jax.__version__,
@@ -125,7 +132,7 @@ class JaxGrad:
         codes = [_ACTIVATION_CODES["identity"]] * extra + [_ACTIVATION_CODES[name] for name in arch.activations]
         sizes = [arch.sizes[0]] * extra + list(arch.sizes)
         rows = _padded(len(X))
-        with jax.default_device(_CPU):
+        with _float64():
             (loss, hits), padded_grads = _value_and_grad(
                 [identity] * extra + real, _pad(X, (rows, widths[0])), _pad(Y, (rows, widths[-1])),
                 np.array(codes), _LOSS_CODES[arch.loss], np.array(sizes), len(X),

@@ -1,12 +1,12 @@
 """Each failing implementation's minimal counterexample, as a record.
 
 The sweep only says that an implementation failed somewhere. The counterexample comes from
-``oracles.crosscheck.crosscheck`` with the report's seed and example count, which lets
+``chainrule.crosscheck`` with the report's seed and example count, which lets
 Hypothesis shrink a failing case to the smallest network, batch and values that still fail.
 Should that search not fail (it draws from the implementation's declared activations only),
 the sweep's first failing case is told instead, marked as not shrunk.
 
-The diagnosis (``oracles.diagnosis``: what the bug most likely is) goes with it: crosscheck
+The diagnosis (``chainrule.diagnosis``: what the bug most likely is) goes with it: crosscheck
 diagnoses its shrunk failure itself; the sweep's case is diagnosed here.
 """
 

@@ -6,7 +6,7 @@ present and the pessimistic status PENDING; only a check moves it on (``decided`
 
 The judged source is the reference, a plug-in, or an oracle judged by another oracle. The
 worst error of a record is the comparison's: max over compared entries of
-|got - expected| / scale(T) per tensor T, and the loss's relative error (oracles/tolerances.py).
+|got - expected| / scale(T) per tensor T, and the loss's relative error (chainrule/tolerances.py).
 """
 
 from __future__ import annotations
@@ -117,8 +117,8 @@ class Counterexample:
     shrunk: bool  # False when the shrinking search did not reproduce the sweep's failure
     fault: str  # "kind: message" when the implementation misbehaved, else ""
     disagreements: tuple[Disagreement, ...]
-    text: str  # oracles.verdict.format_failure
-    diagnosis: str = ""  # oracles.diagnosis, when that module exists
+    text: str  # chainrule.verdict.format_failure
+    diagnosis: str = ""  # chainrule.diagnosis
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class Article:
 
 @dataclass(frozen=True)
 class ToleranceRow:
-    """A row of oracles.tolerances.TOLERANCES: its rtol (drawn on the error plots), every number, the reason."""
+    """A row of chainrule.tolerances.TOLERANCES: its rtol (drawn on the error plots), every number, the reason."""
 
     kind: str
     rtol: float
@@ -167,7 +167,7 @@ class Settings:
     jobs: int
     date: str  # ISO 8601, UTC, when the run started
     seconds: float  # wall time of the run
-    rejected: int  # generated cases set aside: a kink within rounding of 0 (oracles/kinks.py)
+    rejected: int  # generated cases set aside: a kink within rounding of 0 (chainrule/kinks.py)
 
 
 @dataclass(frozen=True)

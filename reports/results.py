@@ -1,8 +1,9 @@
 """Records to JSON and back: results.json is the renderer's only input.
 
 The mapping follows the record types: a dataclass is an object of its fields, a Status its
-value ("agree"), a tuple a list, None null. ``from_json(to_json(r)) == r`` for every Report,
-and floats survive exactly (json writes the shortest repr that round-trips).
+value ("agree"), a tuple a list, None null, beside a top-level ``schema_version`` (an int) that
+``from_json`` requires to be this one's. ``from_json(to_json(r)) == r`` for every Report, and
+floats survive exactly (json writes the shortest repr that round-trips).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import typing
 from enum import Enum
 from pathlib import Path
 
+from chainrule import __version__
 from chainrule.reports.atomic import write_atomic
 from chainrule.reports.records import Report
 
-__all__ = ["FORMAT", "to_json", "from_json", "write", "read_json"]
+__all__ = ["SCHEMA_VERSION", "to_json", "from_json", "write", "read_json"]
 
-FORMAT = 1  # bumped whenever a record's fields change meaning
+SCHEMA_VERSION = 1  # results.json's top-level "schema_version"; raised whenever a record's fields change meaning
 
 
 def _encode(value):
@@ -50,14 +52,19 @@ def _decode(kind, value):
 
 
 def to_json(report: Report) -> dict:
-    """The report as a JSON-ready dict."""
-    return {"format": FORMAT, **_encode(report)}
+    """The report as a JSON-ready dict, its ``schema_version`` first."""
+    return {"schema_version": SCHEMA_VERSION, **_encode(report)}
 
 
 def from_json(data: dict) -> Report:
-    """Inverse of ``to_json``; ValueError for another format."""
-    if data.get("format") != FORMAT:
-        raise ValueError(f"results.json: got format {data.get('format')!r}, this chainrule reads format {FORMAT}")
+    """Inverse of ``to_json``; ValueError naming both versions when ``schema_version`` is not this one's."""
+    version = data.get("schema_version")
+    if type(version) is not int or version != SCHEMA_VERSION:  # True == 1, but is no version
+        got = "no schema_version" if "schema_version" not in data else f"schema_version {version!r}"
+        raise ValueError(
+            f"results.json: got {got}, this chainrule ({__version__}) reads schema_version {SCHEMA_VERSION}; "
+            "write it again with this chainrule's `chainrule report`"
+        )
     return _decode(Report, data)
 
 

@@ -1,12 +1,12 @@
 """The sweep: the article's case and Hypothesis-generated ones, every source judged on each.
 
-Cases come from ``oracles.strategies.cases()`` through a ``@given`` function run in the
+Cases come from ``chainrule.strategies.cases()`` through a ``@given`` function run in the
 generate phase only, seeded, with no example database: the same seed and count give the same
 cases on every machine. A case whose kink lies within rounding of 0 proves nothing about
-anyone (oracles/kinks.py) and is set aside, counted.
+anyone (chainrule/kinks.py) and is set aside, counted.
 
 Each case asks the oracles once; every implementation is judged on those same answers
-(``oracles.crosscheck.judge``), and every two oracles are judged against each other. In a pair
+(``chainrule.judge.judge``), and every two oracles are judged against each other. In a pair
 the approximate oracle judges (its tolerance and its trust mask are the ones that apply: a
 finite difference across a kink is no evidence), with Richardson refinement of disputed
 entries (``adjudicate``); between two exact oracles, the earlier in the registry judges.

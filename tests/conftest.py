@@ -1,6 +1,8 @@
 """Hypothesis profiles: ``ci`` (deterministic, the default) and ``thorough`` (deep sweeps).
 
 Choose with ``--hypothesis-profile=thorough`` or the environment variable HYPOTHESIS_PROFILE.
+In this checkout they hold for tests/suite too; the shipped suite (``pytest --pyargs
+chainrule.suite``) run from another project uses that project's profile instead.
 Also ``broken_crosscheck``: one crosscheck per broken implementation per session, shared.
 """
 

@@ -1,5 +1,5 @@
 """Faults never give a wrong verdict: every way a plug-in can misbehave has its own message and
-exit code (CONTRACT.md), never a traceback and never a pass.
+exit code (docs/contract.md), never a traceback and never a pass.
 
 The fake plug-ins are written to a temporary directory: Python classes in a module, and one
 command that misbehaves in the way its first argument names.

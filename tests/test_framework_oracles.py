@@ -168,3 +168,18 @@ def test_imports_without_the_other_framework_or_the_reference(name):
     code = f"import sys; sys.modules.update({{{other!r}: None, 'chainrule.reference': None}}); import {MODULES[name]}"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert run.returncode == 0, f"importing {MODULES[name]} without {other} and reference failed:\n{run.stderr}"
+
+
+def test_jax_float64_only_inside_the_oracle():
+    """A user's JAX code in the same process keeps float32 defaults after the oracle has judged."""
+    code = (
+        "import numpy as np, jax, jax.numpy as jnp\n"
+        "from chainrule.oracles.jax_grad import JaxGrad\n"
+        "from chainrule.reference import Architecture\n"
+        "answer = JaxGrad().gradients(Architecture.parse('2-tanh-2:mse'), [(np.ones((2, 2)) / 3, np.zeros(2))], np.ones((1, 2)), np.zeros((1, 2)))\n"
+        "assert answer.grads[0][0].dtype == np.float64 and answer.grads[0][0][0, 0] != np.float32(answer.grads[0][0][0, 0])\n"
+        "print(jnp.zeros(1).dtype, jax.config.jax_enable_x64)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["float32", "False"], f"after the oracle: {run.stdout.strip()}"

@@ -1,6 +1,9 @@
 """Every way in, each accepting a correct implementation and rejecting a wrong one with the wrong
-tensor named: the Python API, ``chainrule check``, entry points, ``pytest --impl/--cmd``, and
-JSON-lines commands in Python and Node.js.
+tensor named: the Python API, ``chainrule check``, entry points, ``pytest --chainrule-impl/--chainrule-cmd``
+(in this checkout and as the shipped ``pytest --pyargs chainrule.suite``), and JSON-lines
+commands in Python and Node.js. Also that the pytest plugin is a good citizen of another
+project's pytest run: prefixed options only, verdicts untouched by the host's configuration,
+its summary printed under pytest-xdist.
 
 A throwaway package is written to a temporary directory and only pointed at (sys.path,
 PYTHONPATH); a ``*.dist-info`` beside it declares its entry points, which is all
@@ -8,11 +11,13 @@ importlib.metadata needs.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -156,17 +161,21 @@ def site(tmp_path_factory):
         del sys.modules[name]
 
 
-def test_import_oracles_exports_crosscheck_without_importing_frameworks():
+def test_import_chainrule_exports_crosscheck_without_importing_frameworks():
     code = (
-        "import sys, oracles.crosscheck, oracles.plugins\n"  # the submodule first: the package must still give the function
-        "from oracles import crosscheck, CheckFailure, Summary\n"
+        "import sys\n"
+        "import chainrule.oracles\n"
+        "heavy = ('torch', 'jax', 'numpy', 'hypothesis')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"  # the package of the judges imports nothing
+        "import chainrule.search\n"  # the submodule first: the package must still give the function
+        "from chainrule import crosscheck, CheckFailure, Summary\n"
         "assert callable(crosscheck) and issubclass(CheckFailure, AssertionError), crosscheck\n"
-        "assert oracles.__all__ == ['crosscheck', 'CheckFailure', 'Summary']\n"
+        "assert {'crosscheck', 'CheckFailure', 'Summary'} <= set(chainrule.__all__), chainrule.__all__\n"
         "print(sorted(m for m in ('torch', 'jax') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.split() == ["[]", "[]"], result.stdout
 
 
 def test_api_accepts_a_correct_implementation_and_says_what_was_not_exercised(site):
@@ -312,18 +321,18 @@ def _junit(path: Path) -> dict[str, str]:
 
 def test_pytest_runs_the_suite_on_every_source_one_test_id_each(site, tmp_path):
     """One pytest run with every kind of source: the good ones pass, the wrong ones fail naming
-    the tensor, a hung one and one that cannot start fail alone, and --max-examples holds."""
+    the tensor, a hung one and one that cannot start fail alone, and --chainrule-examples holds."""
     junit = tmp_path / "junit.xml"
     crash = tmp_path / "crash.py"
     crash.write_text("import sys\nsys.exit('ImportError: no model')\n")
     (tmp_path / "chainrule_no_explain.py").write_text(NO_EXPLAIN)
-    node = ["--cmd", NODE_EXAMPLE] if shutil.which("node") else []
+    node = ["--chainrule-cmd", NODE_EXAMPLE] if shutil.which("node") else []
     argv = [
-        sys.executable, "-m", "pytest", "tests/test_agreement.py", "-p", "no:cacheprovider", "-q", "-p", "no:xdist", "-p", "chainrule_no_explain",
-        "-k", "agrees_with_oracle and finite_differences", "--max-examples", "10", "--hypothesis-show-statistics",
-        "--impl", "demo_pkg.good:Backprop", "--impl", "demo_pkg.wrong:Backprop", "--impl", "demo_pkg.hangs:Backprop",
-        "--cmd", PYTHON_EXAMPLE, *node, "--cmd", f"{sys.executable} {crash}",
-        "--impl-timeout", "1", f"--junitxml={junit}",
+        sys.executable, "-m", "pytest", "tests/suite/test_agreement.py", "-p", "no:cacheprovider", "-q", "-p", "no:xdist", "-p", "chainrule_no_explain",
+        "-k", "agrees_with_oracle and finite_differences", "--chainrule-examples", "10", "--hypothesis-show-statistics",
+        "--chainrule-impl", "demo_pkg.good:Backprop", "--chainrule-impl", "demo_pkg.wrong:Backprop", "--chainrule-impl", "demo_pkg.hangs:Backprop",
+        "--chainrule-cmd", PYTHON_EXAMPLE, *node, "--chainrule-cmd", f"{sys.executable} {crash}",
+        "--chainrule-timeout", "1", f"--junitxml={junit}",
     ]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(tmp_path), str(REPO)]))
     result = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
@@ -343,7 +352,7 @@ def test_pytest_runs_the_suite_on_every_source_one_test_id_each(site, tmp_path):
     assert hung.startswith("failure") and "timeout: did not answer within 1 s" in hung, hung
     assert outcomes[test(f"cmd={sys.executable} {crash}")].startswith("error") and "ImportError: no model" in outcomes[test(f"cmd={sys.executable} {crash}")]
     assert outcomes[test("entry=demo-broken")].startswith("error") and "cannot load" in outcomes[test("entry=demo-broken")]
-    # --max-examples: the passing tests ran exactly 10 examples each
+    # --chainrule-examples: the passing tests ran exactly 10 examples each
     assert result.stdout.count("Stopped because settings.max_examples=10") >= 4, result.stdout[-3000:]
     # the terminal summary names what the partial implementation never exercised, and the hung one
     assert "impl=demo_pkg.good:Backprop: not exercised (outside what it declares it supports): leaky_relu" in result.stdout
@@ -362,6 +371,139 @@ def test_pytest_plugin_leaves_other_projects_implementation_fixture_alone(tmp_pa
         def test_uses_their_fixture(implementation):
             assert implementation == "theirs"
     '''))
-    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", str(tmp_path / "test_theirs.py"), "--rootdir", str(tmp_path), "--impl", "x:y"]
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", str(tmp_path / "test_theirs.py"), "--rootdir", str(tmp_path), "--chainrule-impl", "x:y"]
     result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 0 and "test_uses_their_fixture PASSED" in result.stdout, result.stdout + result.stderr
+
+
+# What another project's pytest configuration may hold: every warning an error, its own
+# ``--max-examples`` option (array-api-tests has one) loading its own profile, as strict as a
+# profile gets (a 1 ms deadline, every health check on).
+HOST_INI = """
+[pytest]
+filterwarnings =
+    error
+"""
+HOST_CONFTEST = '''
+from hypothesis import settings
+
+
+def pytest_addoption(parser):
+    parser.addoption("--max-examples", type=int, default=100, help="the host project's own option")
+
+
+def pytest_configure(config):
+    settings.register_profile("host", deadline=1, max_examples=config.getoption("--max-examples"))
+    settings.load_profile("host")
+'''
+# A correct implementation whose every call warns, as numpy code at the edges of its range does.
+NOISY = '''
+import numpy as np
+
+from demo_pkg.good import Backprop as Good
+
+
+class Backprop(Good):
+    name = "noisy-backprop"
+
+    def loss_and_gradients(self, arch, params, X, Y):
+        np.log(np.zeros(1))  # RuntimeWarning: divide by zero encountered in log
+        return super().loss_and_gradients(arch, params, X, Y)
+'''
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    """chainrule as its wheel installs it: built from a copy of this checkout and unpacked into a
+    directory that goes first on PYTHONPATH, so the checkout (and its editable install) is never
+    imported: the suite must bring everything it needs, and nothing from tests/."""
+    root = tmp_path_factory.mktemp("wheel")
+    ignore = shutil.ignore_patterns(".venv", ".git", ".*_cache", ".hypothesis", "__pycache__", "*.egg-info", "build", "dist", "out", "node_modules")
+    shutil.copytree(REPO, root / "checkout", ignore=ignore)
+    build = "import sys; from setuptools import build_meta; print(build_meta.build_wheel(sys.argv[1]))"
+    result = subprocess.run([sys.executable, "-c", build, str(root)], capture_output=True, text=True, cwd=root / "checkout", timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with zipfile.ZipFile(root / result.stdout.split()[-1]) as built:
+        built.extractall(root / "site")
+    return root / "site"
+
+
+def _pytest_elsewhere(cwd: Path, *paths: Path, args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m pytest ARGS`` in ``cwd`` (outside the checkout) with only ``paths`` on PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "HYPOTHESIS_")) and k != "PYTHONPATH"}
+    if paths:
+        env["PYTHONPATH"] = os.pathsep.join(map(str, paths))
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+    return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+
+
+def test_shipped_suite_runs_from_any_directory_and_rejects_a_wrong_implementation(wheel, site, tmp_path):
+    """``pytest -W error --pyargs chainrule.suite --chainrule-impl ...`` from a directory outside
+    the checkout, with only the wheel: the correct implementation passes every test (those
+    outside what it declares skipped), the wrong one fails naming dL/db[layer 1]."""
+    junit = tmp_path / "junit.xml"
+    args = [
+        "-W", "error", "--pyargs", "chainrule.suite", "-k", "not reference", "--chainrule-no-entry-points", "--chainrule-examples", "10",
+        "--chainrule-impl", "demo_pkg.good:Backprop", "--chainrule-impl", "demo_pkg.wrong:Backprop", f"--junitxml={junit}",
+    ]
+    result = _pytest_elsewhere(tmp_path, wheel, site, args=args)
+    out = result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"rootdir: {tmp_path}" in result.stdout and "site/chainrule/suite/test_agreement.py" in result.stdout, out  # here, the wheel's suite
+    outcomes = _junit(junit)
+
+    def of(spec: str) -> dict[str, str]:
+        return {name.replace(spec, "SOURCE"): outcome for name, outcome in outcomes.items() if spec in name}
+
+    good, wrong = of("impl=demo_pkg.good:Backprop"), of("impl=demo_pkg.wrong:Backprop")
+    assert good.keys() == wrong.keys() and len(good) + len(wrong) == len(outcomes), sorted(outcomes)
+    assert all(outcome == "passed" or outcome.startswith("skipped") for outcome in good.values()), good
+    assert sum(outcome == "passed" for outcome in good.values()) >= 6, good  # 3 oracles, 3 metamorphic properties
+    agreement = [name for name in wrong if name.startswith("test_agrees_with_oracle")]
+    assert len(agreement) == 3, sorted(wrong)
+    for name in agreement:
+        assert wrong[name].startswith("failure") and "dL/db[layer 1]" in wrong[name], wrong[name]
+    assert result.returncode == 1, out
+
+
+def test_host_warning_filters_option_names_and_profile_do_not_change_verdicts(wheel, site, tmp_path):
+    """A host project with ``filterwarnings = error``, its own ``--max-examples`` option and a 1 ms
+    deadline in its profile, judging a correct implementation that warns on every call: a pass."""
+    (tmp_path / "pytest.ini").write_text(HOST_INI)
+    (tmp_path / "conftest.py").write_text(HOST_CONFTEST)
+    (tmp_path / "noisy.py").write_text(NOISY)
+    args = [
+        "--pyargs", "chainrule.suite", "-k", "not reference", "--chainrule-no-entry-points", "--max-examples", "5",
+        "--chainrule-impl", "noisy:Backprop", "-rA", "-p", "no:xdist",
+    ]
+    result = _pytest_elsewhere(tmp_path, wheel, site, args=args)
+    out = result.stdout[-5000:] + result.stderr[-3000:]
+    assert "configfile: pytest.ini" in result.stdout and "site/chainrule/suite/test_agreement.py" in result.stdout, out  # the host's run, the wheel's suite
+    passed = re.search(r"(\d+) passed", result.stdout.splitlines()[-1])
+    assert result.returncode == 0 and passed and int(passed[1]) >= 6, out  # 3 oracles, 3 metamorphic properties
+
+
+def test_summary_is_printed_once_under_xdist(wheel, site, tmp_path):
+    """``-n 2``: the workers load the sources; the controller prints what they were not asked, once."""
+    args = [
+        "--pyargs", "chainrule.suite", "-n", "2", "-k", "test_metamorphic and good", "--chainrule-no-entry-points", "--chainrule-examples", "3",
+        "--chainrule-impl", "demo_pkg.good:Backprop",
+    ]
+    result = _pytest_elsewhere(tmp_path, wheel, site, args=args)
+    assert result.returncode == 0 and "created: 2/2 workers" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
+    line = "impl=demo_pkg.good:Backprop: not exercised (outside what it declares it supports): leaky_relu, softplus, elu, gelu, silu, softmax, cross_entropy"
+    assert " chainrule " in result.stdout and result.stdout.count(line) == 1, result.stdout[-3000:]
+
+
+def _options(help_text: str) -> set[str]:
+    return {line.split()[0].split("=")[0].rstrip(",") for line in help_text.splitlines() if line.startswith("  --")}
+
+
+def test_every_plugin_option_is_prefixed(tmp_path):
+    """The plugin loads into every pytest run of the environment: what it adds to ``pytest --help``
+    (with it, less without it) is only ``--chainrule-*`` options."""
+    with_plugin = _pytest_elsewhere(tmp_path, args=["--help"], timeout=120)
+    without = _pytest_elsewhere(tmp_path, args=["-p", "no:chainrule", "--help"], timeout=120)
+    assert with_plugin.returncode == without.returncode == 0, with_plugin.stderr + without.stderr
+    added = _options(with_plugin.stdout) - _options(without.stdout)
+    assert "--chainrule-impl" in added and "chainrule gradient sources:" in with_plugin.stdout, with_plugin.stdout
+    assert all(option.startswith("--chainrule-") for option in added), sorted(added)

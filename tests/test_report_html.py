@@ -228,7 +228,7 @@ def test_failure_shows_the_minimal_counterexample_with_differing_entries_highlig
         tables = broken.all("table", side)
         assert tables and all(t.all("td", "bad") for t in tables), f"{side}: no highlighted entry"
     assert "Architecture.parse(" in broken.all("pre", "reproduction")[0].content()
-    assert broken.all("div", "diagnosis"), "oracles.diagnosis's reading of the failure is missing"
+    assert broken.all("div", "diagnosis"), "chainrule.diagnosis's reading of the failure is missing"
     assert "raised RuntimeError: <b>boom</b>" in named["raises"].content()
 
 

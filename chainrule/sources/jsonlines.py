@@ -1,6 +1,6 @@
 """Gradient sources in any language: a command speaking JSON lines on stdin and stdout.
 
-The command is started once and asked one question per line (CONTRACT.md, "Plugging in"):
+The command is started once and asked one question per line (docs/contract.md, "Plugging in"):
 
     -> {"describe": true}
     <- {"name": "...", "activations": [...], "losses": [...]}        (each field optional)
@@ -11,7 +11,7 @@ until its stdin closes. Numbers go out in Python's shortest round-trip form and 
 float64, so nothing is lost on the way. The command line is split as a shell would split it
 (``shlex``) but not run by one. Its stderr is kept (the last lines) for the messages.
 
-Every way a command can go wrong is a Fault (see ``oracles.plugins.FAULT_KINDS``): an
+Every way a command can go wrong is a Fault (see ``chainrule.sources.faults.FAULT_KINDS``): an
 ``{"error": ...}`` answer, a malformed answer (wrong layers, shapes, types, null for NaN), and
 the fatal ones after which its process is killed and it is not asked again: no answer within
 the time limit, the process exiting, or a line on stdout that is not a response (a debug

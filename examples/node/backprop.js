@@ -4,7 +4,7 @@
 //
 //     chainrule check --cmd "node examples/node/backprop.js"
 //
-// One JSON request per line on stdin, one JSON response per line on stdout (CONTRACT.md,
+// One JSON request per line on stdin, one JSON response per line on stdout (docs/contract.md,
 // "Plugging in"). JavaScript numbers are float64, JSON.parse rounds correctly and
 // JSON.stringify writes the shortest round-trip form, so nothing is lost on the way.
 // Every activation of the contract is supported, gelu exactly: Phi(z) = erfc(-z/sqrt 2)/2 with

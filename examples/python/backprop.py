@@ -7,7 +7,7 @@ implementation in another project looks like. Check it with
     chainrule check --cmd "python examples/python/backprop.py"
 
 It reads one JSON request per line on stdin and writes one JSON response per line on stdout
-(CONTRACT.md, "Plugging in"). Anything else it wants to say goes to stderr.
+(docs/contract.md, "Plugging in"). Anything else it wants to say goes to stderr.
 """
 
 import json

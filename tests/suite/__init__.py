@@ -32,9 +32,8 @@ __all__ = ["host_proof", "oracle_or_skip"]
 
 # Health checks that would fail a correct source for reasons of the run, not of the source:
 # drawing and judging a case is slow by Hypothesis's measure (torch, jax, a command over a pipe),
-# assume() filters the rounding-ambiguous cases, and a host conftest's autouse fixtures are
-# function-scoped (none of them is state these tests keep between examples).
-_RUN_NOT_SOURCE = {HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture}
+# and assume() filters out the rounding-ambiguous cases.
+_RUN_NOT_SOURCE = {HealthCheck.too_slow, HealthCheck.filter_too_much}
 
 
 def host_proof(test):

@@ -1,7 +1,8 @@
 """``chainrule bench``: how fast the reference, the oracles and the checks are, as ratios.
 
-Everything is timed in one process, one thread, float64, on dense relu networks with an
-identity output and mse (the issue's four sizes), each figure over repeated runs (median and
+Everything is timed in one process (but the reference's side of the isolated crosscheck, which
+runs in a worker process as every Python implementation does by default), one thread, float64,
+on dense relu networks with an identity output and mse (the issue's four sizes), each figure over repeated runs (median and
 min), the runs of figures that are compared interleaved so that they share the machine's
 load. The ratios a script reads are printed last, one per line as ``name: value``; each is
 the ratio of the two figures' minima (the least disturbed runs), and the table beside it
@@ -34,6 +35,7 @@ RATIOS = (
     "reference_over_torch_tiny", "reference_over_torch_small", "reference_over_torch_medium",
     "reference_over_torch_large", "reference_over_forward_large", "fd_speedup_over_naive_small",
     "fd_speedup_over_naive_medium", "randomized_over_torch_fast_large", "crosscheck_per_second_small",
+    "crosscheck_per_second_small_in_process",
 )
 TARGETS = {  # the issue's targets: (comparison, bound)
     "reference_over_torch_tiny": ("<=", 0.3), "reference_over_torch_small": ("<=", 0.3),
@@ -323,23 +325,39 @@ def _randomized(plan: Plan, figures: dict, notes: list[str]) -> None:
 
 def _crosscheck(plan: Plan, figures: dict, notes: list[str]) -> None:
     """Seconds per small architecture judged against every available oracle: the generated ones
-    and the coverage cases judged after them (one per declared pairing), over the whole run."""
+    and the coverage cases judged after them (one per declared pairing), over the whole run; the
+    reference in a worker process (as every Python implementation runs by default) and, on the
+    same cases, in this process (``--in-process``). The worker's start is timed apart."""
     from chainrule.oracles.registry import available
-    from chainrule.reference import Reference
     from chainrule.search import crosscheck
+    from chainrule.sources.load import REFERENCE, open_source
 
     start = time.perf_counter()
-    crosscheck(Reference(), examples=5, seed=plan.seed)  # imports, oracle construction, JAX compilation
-    warm = time.perf_counter() - start
-    names = ", ".join(r.info.name for r in available())
-    figure = Figure("crosscheck per architecture", "small")
-    for run in range(plan.crosscheck_repeats):
+    isolated = open_source("impl", REFERENCE)
+    started = Figure("worker process start", "small", [time.perf_counter() - start], "python -m chainrule.sources.serve: imports, load, describe")
+    in_process = open_source("impl", REFERENCE, isolate=False)
+    try:
         start = time.perf_counter()
-        summary = crosscheck(Reference(), examples=plan.crosscheck_examples, seed=plan.seed + 1 + run)
-        judged = len(summary.verdicts) + len(summary.covered)
-        figure.seconds.append((time.perf_counter() - start) / max(1, judged))
-        figure.note = f"against {names}; {len(summary.verdicts)} generated + {len(summary.covered)} coverage cases a run; warm-up {warm:.1f} s excluded"
-    figures[(figure.name, "small")] = figure
+        for implementation in (isolated, in_process):
+            crosscheck(implementation, examples=5, seed=plan.seed)  # imports, oracle construction, JAX compilation
+        warm = time.perf_counter() - start
+        names = ", ".join(r.info.name for r in available())
+        runs = [(Figure("crosscheck per architecture", "small"), isolated), (Figure("crosscheck per architecture, in-process", "small"), in_process)]
+        for run in range(plan.crosscheck_repeats):  # interleaved: both share the machine's load
+            for figure, implementation in runs:
+                start = time.perf_counter()
+                summary = crosscheck(implementation, examples=plan.crosscheck_examples, seed=plan.seed + 1 + run)
+                judged = len(summary.verdicts) + len(summary.covered)
+                figure.seconds.append((time.perf_counter() - start) / max(1, judged))
+                figure.note = (
+                    f"{'in this process' if implementation is in_process else 'in a worker process'}, against {names}; "
+                    f"{len(summary.verdicts)} generated + {len(summary.covered)} coverage cases a run; warm-up {warm:.1f} s excluded"
+                )
+    finally:
+        isolated.close()
+    for figure, _ in runs:
+        figures[(figure.name, "small")] = figure
+    figures[(started.name, "small")] = started
 
 
 def _ratios(figures: dict) -> dict[str, tuple[float, float]]:
@@ -357,8 +375,10 @@ def _ratios(figures: dict) -> dict[str, tuple[float, float]]:
     for size in ("small", "medium"):
         ratios[f"fd_speedup_over_naive_{size}"] = ratio(("naive per-entry central differences", size), ("finite_differences oracle (structural)", size))
     ratios["randomized_over_torch_fast_large"] = ratio(("directional check, one wrong entry", "large"), ("torch gradcheck fast_mode", "large"))
-    crosscheck = figures.get(("crosscheck per architecture", "small"))
-    ratios["crosscheck_per_second_small"] = (1.0 / crosscheck.min, 1.0 / crosscheck.median) if crosscheck else (float("nan"),) * 2
+    for name, figure in (("crosscheck_per_second_small", "crosscheck per architecture"),
+                         ("crosscheck_per_second_small_in_process", "crosscheck per architecture, in-process")):
+        crosscheck = figures.get((figure, "small"))
+        ratios[name] = (1.0 / crosscheck.min, 1.0 / crosscheck.median) if crosscheck else (float("nan"),) * 2
     return ratios
 
 

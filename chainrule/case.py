@@ -8,7 +8,12 @@ import numpy as np
 
 from chainrule.reference import Architecture
 
-__all__ = ["Case", "random_case"]
+__all__ = ["Case", "random_case", "work"]
+
+
+def work(arch: Architecture, batch: int) -> int:
+    """N x parameters: the multiply-adds of one forward pass, which the time of a call grows with."""
+    return batch * arch.parameter_count
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,11 @@ class Case:
     @property
     def batch_size(self) -> int:
         return len(self.X)
+
+    @property
+    def work(self) -> int:
+        """N x parameters (``work``)."""
+        return work(self.arch, self.batch_size)
 
     def describe(self) -> str:
         """Short label for messages and test ids: ``3-relu-2-identity-2:mse, N=1``."""
@@ -40,7 +50,6 @@ class Case:
             f"X = np.array({rows(self.X)})\n"
             f"Y = np.array({rows(self.Y)})\n"
         )
-
 
 
 def random_case(arch, batch: int, seed: int) -> Case:

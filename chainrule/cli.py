@@ -76,7 +76,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=_seconds, default=10.0, metavar="SECONDS",  # chainrule.sources.implementation.DEFAULT_TIMEOUT
         help="seconds per call before the implementation counts as hung (default 10)",
     )
+    check.add_argument(
+        "--strict-numerics", action="store_true",
+        help="numerical-range findings (where it stops being finite or within rounding) fail the check (exit 1) instead of warning",
+    )
     check.add_argument("--json", action="store_true", help="the verdict as one JSON document on stdout (chainrule.jsonverdict)")
+    check.add_argument(
+        "--in-process", action="store_true",
+        help="run a Python implementation in chainrule's own process (for debugging, e.g. under pdb) instead of a worker process",
+    )
+    check.add_argument(
+        "--memory-limit", type=_count, default=None, metavar="BYTES",
+        help="memory a Python implementation's worker process may use (default: the machine's physical memory)",
+    )
+    for name, what, default in (("width", "units in any layer", 129), ("batch", "examples (N)", 64), ("depth", "layers", 10)):
+        check.add_argument(
+            f"--max-{name}", type=_count, default=None, metavar="N" if name == "batch" else name[0].upper(),
+            help=f"at most this many {what} in a generated case (default {default}), for an implementation with known limits",
+        )
 
     report = verbs.add_parser("report", help="HTML agreement report: DIR/index.html and DIR/results.json")
     report.add_argument("--impl", action="append", default=[], metavar="MODULE:ATTR")
@@ -114,7 +131,9 @@ def _oracles(args) -> int:
             print(f"{name:<20} {'error':<12} cannot load: {loaded}")
         else:
             limits = f"; not exercised: {', '.join(loaded.unexercised)}" if loaded.unexercised else ""
-            print(f"{name:<20} {'plug-in':<12} {loaded.name} ({type(loaded.source).__module__}){limits}")
+            module = getattr(loaded.source, "module", None) or type(loaded.source).__module__  # a worker's: as it reported
+            print(f"{name:<20} {'plug-in':<12} {loaded.name} ({module}){limits}")
+            loaded.close()
     return Exit.AGREE
 
 
@@ -154,14 +173,17 @@ def _judge(args, verdict) -> int:
 
     kind, spec = ("cmd", args.cmd) if args.cmd is not None else ("impl", args.target)
     try:
-        implementation = open_source(kind, spec, args.timeout)
+        implementation = open_source(kind, spec, args.timeout, isolate=not args.in_process, memory_limit=args.memory_limit)
     except LoadError as error:
         return _usage_error(str(error), spec, verdict)
     name, unexercised = implementation.name, implementation.unexercised
     try:
         if args.arch is not None:
             return _check_one(implementation, args, verdict)
-        summary = crosscheck(implementation, examples=args.examples, seed=args.seed, oracles=args.oracles)
+        summary = crosscheck(
+            implementation, examples=args.examples, seed=args.seed, oracles=args.oracles,
+            max_width=args.max_width, max_batch=args.max_batch, max_depth=args.max_depth,
+        )
     except CheckFailure as failure:
         judges = [r.info.name for r in available(args.oracles)]
         command = _command(args, "--examples", args.examples, "--seed", failure.seed)
@@ -179,14 +201,18 @@ def _judge(args, verdict) -> int:
         return _usage_error(str(error), name, verdict)
     finally:
         implementation.close()
-    return verdict(Exit.AGREE, str(summary), partial(agreed, summary, examples=args.examples))
+    code = Exit.DISAGREE if args.strict_numerics and summary.numerical_range else Exit.AGREE
+    return verdict(code, str(summary), partial(agreed, summary, examples=args.examples, strict_numerics=args.strict_numerics))
 
 
 def _command(args, *options) -> str:
     """The ``chainrule check`` command line that judges the same source the same way, with ``options``."""
     source = ["--cmd", args.cmd] if args.cmd is not None else [args.target]
     judges = ["--oracles", *args.oracles] if args.oracles else []
-    return shlex.join(["chainrule", "check", *source, *map(str, options), *judges])
+    where = (["--in-process"] if args.in_process else []) + (["--memory-limit", str(args.memory_limit)] if args.memory_limit else [])
+    given = {name: getattr(args, f"max_{name}", None) for name in ("width", "batch", "depth")} if args.arch is None else {}
+    bounds = [word for name, bound in given.items() if bound is not None for word in (f"--max-{name}", str(bound))]
+    return shlex.join(["chainrule", "check", *source, *map(str, options), *judges, *where, *bounds])
 
 
 def _check_one(implementation, args, verdict) -> int:

@@ -30,6 +30,7 @@ class TensorComparison:
     trusted: np.ndarray  # bool, entries compared
     scale: float
     tolerance: float
+    floor: np.ndarray | None = None  # per entry, absolute: the case's noise floor (chainrule.noise)
 
     @property
     def name(self) -> str:
@@ -45,8 +46,11 @@ class TensorComparison:
 
     @functools.cached_property
     def errors(self) -> np.ndarray:
-        """|got - expected| / scale per entry, 0 where not compared."""
-        return np.where(self.trusted, np.abs(self.got - self.expected), 0.0) / self.scale
+        """|got - expected| / scale per entry, 0 where not compared; where the noise floor exceeds
+        tolerance * scale, relative to floor / tolerance instead, so that an error within the
+        floor is within tolerance."""
+        scale = self.scale if self.floor is None else np.maximum(self.scale, self.floor / self.tolerance)
+        return np.where(self.trusted, np.abs(self.got - self.expected), 0.0) / scale
 
     @functools.cached_property
     def error(self) -> float:
@@ -110,7 +114,7 @@ def compare(
     source: OracleInfo | None = None,
 ) -> Comparison:
     """Judge (loss, grads) against an oracle's answer with the tolerance of its kind, the case's
-    rounding sensitivity ``bounds`` flooring every scale (chainrule.tolerances).
+    floors ``bounds`` (chainrule.tolerances.sensitivity) raising every scale.
 
     ``source`` describes the judged side when it is itself an oracle with a stated kink
     convention (oracles judged against each other).
@@ -131,7 +135,7 @@ def compare(
                 tolerance.loss_floor * abs(expected.loss),
                 ABSOLUTE_SCALE,
             )
-            tensors.append(TensorComparison(TensorId(l + 1, kind), got, want, trusted, scale, tolerance.rtol))
+            tensors.append(TensorComparison(TensorId(l + 1, kind), got, want, trusted, scale, tolerance.rtol, bounds.noise[l][which]))
     error = loss_error(loss, expected.loss, bounds.loss, tolerance)
     compared = sum(t.compared for t in tensors)
     agrees = all(t.agrees for t in tensors) and error <= tolerance.loss_rtol
@@ -144,7 +148,7 @@ def compare(
     return Comparison(info.name, status, float(loss), float(expected.loss), error, tuple(tensors), loss_agrees=error <= tolerance.loss_rtol)
 
 
-def loss_error(got: float, expected: float, rounding: float, tolerance: Tolerance) -> float:
-    """|got - expected| relative to max(|L|, 1e-3), where the loss's rounding sensitivity S_L
-    (``rounding``, absolute) floors the scale so that an error of S_L is always allowed."""
-    return abs(got - expected) / max(abs(expected), abs(got), 1e-3, rounding / tolerance.loss_rtol)
+def loss_error(got: float, expected: float, floor: float, tolerance: Tolerance) -> float:
+    """|got - expected| relative to max(|L|, 1e-3), where the loss's noise floor (``floor``,
+    absolute) raises the scale so that an error within the floor is within tolerance."""
+    return abs(got - expected) / max(abs(expected), abs(got), 1e-3, floor / tolerance.loss_rtol)

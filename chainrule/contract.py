@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "ACTIVATION_NAMES", "KINKED", "KINK_DERIVATIVES", "LEAKY_SLOPE", "LOSS_NAMES", "REQUIRED_OUTPUT", "TensorId",
+    "ACTIVATION_NAMES", "KINKED", "KINK_DERIVATIVES", "LEAKY_SLOPE", "LOSS_NAMES", "REQUIRED_OUTPUT", "SUBDIFFERENTIAL", "TensorId",
 ]
 
 ACTIVATION_NAMES = (
@@ -24,6 +24,8 @@ LEAKY_SLOPE = 0.01  # leaky_relu(z) = z for z > 0, LEAKY_SLOPE * z otherwise
 # (the article's z <= 0 branch). Another value is a convention, never a wrong gradient.
 KINKED = ("relu", "leaky_relu")
 KINK_DERIVATIVES = {"relu": 0.0, "leaky_relu": LEAKY_SLOPE}
+# The one-sided slopes at 0: a declared derivative there must lie between them (the subdifferential).
+SUBDIFFERENTIAL = {"relu": (0.0, 1.0), "leaky_relu": (LEAKY_SLOPE, 1.0)}
 
 
 @dataclass(frozen=True, order=True)

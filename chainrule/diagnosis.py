@@ -11,6 +11,13 @@ A failing verdict lists the gradient entries that disagree. ``diagnose`` says
   identity and for a smooth one (activation:NAME; sigma_prime when only identity agrees), the
   loss swapped (loss:NAME), the output layer alone (depth >= 2), square weights made symmetric
   (a W^T where W belongs). A variation that makes it break the contract is reported as a fault;
+- at which size: when the failure shows on generic values (random_case, a few seeds tried),
+  each size s >= 3 of the counterexample (N, the depth, a layer's width) is re-judged at s - 1,
+  s + 1, 2(s - 1) and 2(s - 1) + 1 within the search's bounds, and the pattern named: a
+  threshold ("fails when N > 4", "fails from depth 6", tag ``size:N>4``) or the edge of a tile,
+  chunk or vector ("fails when layer 1 has more than 8 inputs and not a multiple of 8: 9 and 17
+  fail, 8 and 16 agree", tags ``size:inputs>8`` and ``size:inputs%8``). chainrule.reduce
+  leaves s the smallest size that fails;
 - which oracles side with whom: kink conventions (listed as conventions, not failures),
   finite differences without evidence at a kink, and Richardson re-estimates.
 
@@ -32,7 +39,7 @@ import numpy as np
 from chainrule.case import Case, random_case
 from chainrule.compare import Comparison
 from chainrule.contract import KINK_DERIVATIVES, REQUIRED_OUTPUT
-from chainrule.judge import judge
+from chainrule.judge import judge, sized_judges
 from chainrule.kinks import rounding_ambiguous
 from chainrule.oracles.registry import available, get
 from chainrule.reference import KINKED, Architecture, forward
@@ -141,7 +148,9 @@ def _rejudge(implementation, cases: list[Case], judges) -> list[CaseVerdict] | s
     verdicts = []
     try:
         for c in cases:
-            verdicts.append(judge(implementation, c, judges))
+            verdicts.append(judge(implementation, c, sized_judges(c, judges)))
+            if verdicts[-1].outside:
+                return f"not run (outside the chain rule's domain: {verdicts[-1].outside})"
             if verdicts[-1].fault is not None and getattr(verdicts[-1].fault, "fatal", False):
                 break  # it can no longer be asked
     except Exception as error:  # a diagnosis must never hide the failure it explains
@@ -261,6 +270,95 @@ def _suspect_activations(c: Comparison, arch: Architecture, first: int | None) -
     evidenced = {t.layer for t in c.tensors if _evidenced(t)}
     layers = [l for l in range(1, arch.depth + 1) if first is None or l <= first or l not in evidenced]
     return list(dict.fromkeys(arch.activations[l - 1] for l in layers if arch.activations[l - 1] != "identity"))
+
+
+# --- at which size --------------------------------------------------------------------------
+
+SIZE_PROBED = 3  # sizes of 1 and 2 are what the other variations explain (one example, a 2 x 2 W, two outputs)
+SIZE_SEEDS = (SEED, 1, 2, 3)  # generic values tried for a network and batch that fail on them
+
+
+def _axes(case: Case) -> list[tuple[str, int]]:
+    """The sizes of the case worth probing: ("N", N), ("depth", L), ("width:m", units of layer m)."""
+    axes = [("N", case.batch_size), ("depth", case.arch.depth)] + [(f"width:{m}", w) for m, w in enumerate(case.arch.sizes)]
+    return [(axis, size) for axis, size in axes if size >= SIZE_PROBED]
+
+
+def _failing_seed(implementation, case: Case, judges) -> int | None:
+    """A seed of random_case on which the case's network and batch fail too (generic values; a
+    relu unit dead on one draw may be alive on the next), or None: sizes are probed on it."""
+    for seed in SIZE_SEEDS:
+        verdicts = _rejudge(implementation, [random_case(case.arch, case.batch_size, seed)], judges)
+        if _outcome(verdicts) == STAYS:
+            return seed
+    return None
+
+
+def _resized(case: Case, axis: str, size: int, seed: int) -> Case | None:
+    """The case's network and batch with one size changed, on generic values: the depth by its last
+    hidden layers removed or the last one repeated."""
+    sizes, names, n = list(case.arch.sizes), list(case.arch.activations), case.batch_size
+    if axis == "N":
+        n = size
+    elif axis == "depth":
+        while len(names) > size:
+            del sizes[-2], names[-2]
+        while len(names) < size:
+            sizes.insert(-1, sizes[-2])
+            names.insert(-1, names[-2])
+    else:
+        sizes[int(axis.partition(":")[2])] = size
+    try:
+        return random_case(Architecture(tuple(sizes), tuple(names), case.arch.loss), n, seed)
+    except ValueError:
+        return None
+
+
+def _words(numbers: list[int]) -> str:
+    return " and ".join([", ".join(map(str, numbers[:-1])), str(numbers[-1])] if len(numbers) > 1 else map(str, numbers))
+
+
+def _size_pattern(implementation, case: Case, judges, axis: str, s: int, limits, seed: int) -> tuple[list[str], str, list[str]]:
+    """(tags, clause, lines) for one size s of a case that fails on generic values of ``seed``:
+    s - 1, s + 1, 2(s - 1) and 2(s - 1) + 1 re-judged (within ``limits``; a size agrees when it
+    agrees on every seed of SIZE_SEEDS), and a threshold or the edge of a multiple of s - 1 named
+    when the outcomes fit one."""
+    L, t = case.arch.depth, s - 1
+    limit = None if limits is None else {"N": limits.batch, "depth": limits.depth}.get(axis, limits.width)
+    if axis == "N":
+        tag, label, more = "N", "N = {}", "N > {}"
+    elif axis == "depth":
+        tag, label, more = "depth", "depth {}", "from depth {}"
+    else:
+        m = int(axis.partition(":")[2])
+        tag, label, more = (
+            ("inputs", "{} inputs", "layer 1 has more than {} inputs") if m == 0
+            else ("outputs", "{} outputs", "the output layer has more than {} units") if m == L
+            else (f"layer{m}", f"{{}} units in hidden layer {m}", f"hidden layer {m} has more than {{}} units")
+        )
+    fails, lines = {s: True}, []
+    for size in sorted({t, s + 1, 2 * t, 2 * t + 1} - {s}):
+        if size < 1 or (limit is not None and size > limit):
+            continue
+        outcome = "not run"
+        for tried in dict.fromkeys((seed, *SIZE_SEEDS)):  # failing on one draw of generic values is enough
+            resized = _resized(case, axis, size, tried)
+            outcome = _outcome(_rejudge(implementation, [resized], judges)) if resized is not None else "not run"
+            if outcome != GONE:
+                break
+        lines.append(f"variation: {label.format(size)} (generic values): {outcome}")
+        if outcome in (GONE, STAYS):
+            fails[size] = outcome == STAYS
+    failing = sorted(k for k, f in fails.items() if f)
+    agreeing = sorted(k for k, f in fails.items() if not f)
+    seen = f": {_words(failing)} fail, {_words(agreeing)} agree{'s' if len(agreeing) == 1 else ''}" if agreeing else ""
+    threshold = (more.format(t + 1) if axis == "depth" else more.format(t))
+    if fails.get(t) is False and all(fails[k] for k in fails if k > t):
+        return [f"size:{tag}>{t}"], (f"it fails {threshold}" if axis == "depth" else f"it fails when {threshold}") + seen, lines
+    if fails.get(t) is False and fails.get(2 * t) is False and fails.get(2 * t + 1) and all(fails[k] for k in fails if t < k < 2 * t):
+        what = f"the depth is above {t} and not a multiple of {t}" if axis == "depth" else f"{threshold} and not a multiple of {t}"
+        return [f"size:{tag}>{t}", f"size:{tag}%{t}"], f"it fails when {what}{seen}", lines
+    return [], "", lines
 
 
 # --- the oracles among themselves ------------------------------------------------------------
@@ -394,8 +492,9 @@ def _shape(c: Comparison, infos, N: int, gone: set[str]) -> tuple[list[str], str
     return patterns, " and ".join(phrases), lines
 
 
-def diagnose(implementation, verdict: CaseVerdict, judges=None) -> Diagnosis:
-    """What the failing ``verdict`` of ``implementation`` most likely means (docs/directional.md)."""
+def diagnose(implementation, verdict: CaseVerdict, judges=None, limits=None) -> Diagnosis:
+    """What the failing ``verdict`` of ``implementation`` most likely means (docs/directional.md).
+    ``limits`` (strategies.Sizes): the largest width, N and depth it may be asked about."""
     implementation = as_implementation(implementation)
     judges = available() if judges is None else judges
     infos = {r.info.name: r.info for r in judges}
@@ -427,6 +526,9 @@ def diagnose(implementation, verdict: CaseVerdict, judges=None) -> Diagnosis:
         results["generic"] = ("generic values", generic)
     gone = {key for key, (_, result) in results.items() if _outcome(result) == GONE}
     lines += [f"variation: {label}: {_outcome(result)}" for key, (label, result) in results.items() if key != "generic"]
+    probe_seed = _failing_seed(implementation, case, judges) if _axes(case) else None
+    sized = [_size_pattern(implementation, case, judges, axis, size, limits, probe_seed) for axis, size in _axes(case)] if probe_seed is not None else []
+    lines += [line for _, _, probed in sized for line in probed]
 
     first, step = _suspect(main, base.arch, _loss_wrong(main, infos))
     shape, how, shape_lines = _shape(main, infos, base.batch_size, gone)
@@ -434,6 +536,10 @@ def diagnose(implementation, verdict: CaseVerdict, judges=None) -> Diagnosis:
     only = _only(main)
     patterns = shape + (["loss-value"] if first is None else [f"only:d{only}"] if only else []) + ([f"layer:{first}"] if first else [])
     patterns += when + (["convention"] if convention else [])
+    named = {tag.split(">")[0] for tags, _, _ in sized for tag in tags}
+    clauses = [c for c in clauses if not ("size:N" in named and c.startswith("it needs a batch") or "size:depth" in named and c.startswith("it needs depth"))]
+    clauses += [clause for _, clause, _ in sized if clause]
+    patterns += [tag for tags, _, _ in sized for tag in tags]
     lines[2:2] = shape_lines
     summary = " ".join(leads + ["; ".join([_what(first, only, how, bool(leads or clauses)), *clauses]) + f". Suspect: {step}."])
     return Diagnosis(tuple(dict.fromkeys(patterns)), summary, tuple(lines))

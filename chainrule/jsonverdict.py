@@ -6,13 +6,17 @@ Every key is always present (null where it does not apply). Schema, version 1:
     chainrule_version  "0.2.0"
     implementation     its name; the spec as given when it could not be loaded; null if none was parsed
     status             "agree" | "disagree" | "error" (a fault, or no oracle to judge) | "usage-error"
+                       | "numerical-range" (findings under --strict-numerics: exit 1)
     exit_code          0 | 1 | 2, the command's own
     message            null, or the one line also written to stderr (usage error, no oracle)
     seed               int | null;  examples: int | null (cases asked for; null with --arch)
     arch               the --arch given, else null
     oracles            names of the oracles that judged
-    counts             {"cases", "agree", "convention", "no_evidence", "coverage", "rejected"} | null (null on failure)
+    counts             {"cases", "agree", "convention", "no_evidence", "coverage", "rejected" (a kink within
+                       rounding of 0), "outside" (outside the chain rule's domain)} | null (null on failure)
     not_exercised      activations and losses it declares it does not support (never drawn)
+    numerical_range    [{"probe", "passed_up_to", "failed_at", "what", "advice", "text"}]: where it stops
+                       being finite or within rounding (chainrule.numerics); warnings unless --strict-numerics
     counterexample     null, or {"architecture", "batch_size", "params": [{"W", "b"}, ...], "X", "Y",
                        "reproduction" (Python text), "command" (the chainrule command line), "judged_by", "fault": {"kind", "message"} | null,
                        "disagreements": [{"oracle", "loss": {"got", "expected", "relative_error"} | null,
@@ -26,6 +30,7 @@ infinities, which JSON cannot hold, are written as the strings "nan", "inf" and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -36,14 +41,14 @@ __all__ = ["SCHEMA_VERSION", "STATUSES", "agreed", "dumps", "failed", "problem"]
 
 SCHEMA_VERSION = 1
 MAX_ENTRIES = 6  # entries listed per disagreeing tensor, worst first (as the text verdict shows)
-STATUSES = ("agree", "disagree", "error", "usage-error")
+STATUSES = ("agree", "disagree", "error", "numerical-range", "usage-error")
 
 
 def _document(status: str, exit_code: Exit, implementation: str | None, **fields) -> dict:
     document = {
         "schema_version": SCHEMA_VERSION, "chainrule_version": __version__, "implementation": implementation,
         "status": status, "exit_code": int(exit_code), "message": None, "seed": None, "examples": None,
-        "arch": None, "oracles": [], "counts": None, "not_exercised": [], "counterexample": None,
+        "arch": None, "oracles": [], "counts": None, "not_exercised": [], "numerical_range": [], "counterexample": None,
     }
     unknown = set(fields) - set(document)
     if unknown:
@@ -51,21 +56,26 @@ def _document(status: str, exit_code: Exit, implementation: str | None, **fields
     return document | fields
 
 
-def _counts(verdicts, covered=(), rejected: int = 0) -> dict:
+def _counts(verdicts, covered=(), rejected: int = 0, outside: int = 0) -> dict:
     count = lambda status: sum(v.status is status for v in verdicts)  # noqa: E731
     return {
         "cases": len(verdicts), "agree": count(Status.AGREE), "convention": count(Status.CONVENTION),
-        "no_evidence": count(Status.NO_EVIDENCE), "coverage": len(covered), "rejected": rejected,
+        "no_evidence": count(Status.NO_EVIDENCE), "coverage": len(covered), "rejected": rejected, "outside": outside,
     }
 
 
 def agreed(summary=None, *, examples: int | None = None, verdict=None, seed: int | None = None, arch: str | None = None,
-           not_exercised=()) -> dict:
-    """A pass: a crosscheck ``summary`` (chainrule.search.Summary), or one agreeing ``verdict`` (--arch)."""
+           not_exercised=(), strict_numerics: bool = False) -> dict:
+    """A pass: a crosscheck ``summary`` (chainrule.search.Summary), or one agreeing ``verdict``
+    (--arch). Numerical-range findings are warnings, or a failure under ``strict_numerics``."""
     if summary is not None:
+        findings = [dataclasses.asdict(finding) | {"text": str(finding)} for finding in summary.numerical_range]
+        failing = strict_numerics and bool(findings)
         return _document(
-            "agree", Exit.AGREE, summary.implementation, seed=summary.seed, examples=examples, oracles=list(summary.oracles),
-            counts=_counts(summary.verdicts, summary.covered, summary.rejected), not_exercised=list(summary.unexercised),
+            "numerical-range" if failing else "agree", Exit.DISAGREE if failing else Exit.AGREE, summary.implementation,
+            seed=summary.seed, examples=examples, oracles=list(summary.oracles),
+            counts=_counts(summary.verdicts, summary.covered, summary.rejected, summary.outside), not_exercised=list(summary.unexercised),
+            numerical_range=findings,
         )
     return _document(
         "agree", Exit.AGREE, verdict.implementation, seed=seed, arch=arch, oracles=[c.oracle for c in verdict.comparisons],

@@ -2,18 +2,36 @@
 
 The case's rounding sensitivity (``chainrule.tolerances.sensitivity``) is computed once here and
 handed to every comparison of the case.
+
+Which judge decides at which size (``sized_judges``, used by ``judge_by_size``): the exact
+frameworks compare every entry at every size the search draws (torch always; JAX on networks
+that fit the one padded shape it has compiled, ``COMPILED_SHAPE``, since each new shape costs
+it seconds of compilation); finite differences compare every entry up to
+``FINITE_DIFFERENCES_WORK`` (N x parameters), above which they cost more than the rest of the
+case together. Where no exact framework is at hand, the judges there are kept at every size.
+Above ``threshold`` parameters (``check --arch``), random directional derivatives.
+
+``size_budget`` measures an implementation's seconds per multiply-add before a search, so that
+the sizes drawn stay within a time budget (``CASE_SECONDS`` a case) instead of reaching the
+per-call timeout.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
+from dataclasses import dataclass
 
-from chainrule.case import Case
+import numpy as np
+
+from chainrule.case import Case, random_case
 from chainrule.compare import Comparison, compare
+from chainrule.contract import KINK_DERIVATIVES, REQUIRED_OUTPUT, SUBDIFFERENTIAL
 from chainrule.directional import THRESHOLD, as_comparison, directional_check
-from chainrule.oracles.base import OracleGradients
+from chainrule.oracles.base import OracleGradients, OracleInfo
 from chainrule.oracles.registry import Registered
+from chainrule.reference import Architecture
 from chainrule.sources.ask import answer
 from chainrule.sources.faults import Fault
 from chainrule.sources.implementation import Implementation
@@ -21,7 +39,14 @@ from chainrule.status import Status
 from chainrule.tolerances import Sensitivity, sensitivity
 from chainrule.verdict import CaseVerdict
 
-__all__ = ["adjudicate", "ask_oracles", "judge", "judge_by_size", "judge_oracle"]
+__all__ = [
+    "CASE_SECONDS", "COMPILED_SHAPE", "FINITE_DIFFERENCES_WORK", "SizeBudget", "adjudicate", "ask_oracles", "judge", "judge_by_size",
+    "judge_oracle", "size_budget", "sized_judges",
+]
+
+FINITE_DIFFERENCES_WORK = 4_096  # N x parameters up to which finite differences judge every entry (milliseconds)
+COMPILED_SHAPE = 8  # JAX judges a network whose depth, widths and N are all at most this: its one compiled padded shape
+CASE_SECONDS = 0.3  # the time budget: what the largest case drawn may cost its implementation (60 s for 200 such cases)
 
 
 def ask_oracles(case: Case, judges: list[Registered]) -> dict[str, tuple[OracleGradients, float]]:
@@ -60,22 +85,72 @@ def adjudicate(
     return dataclasses.replace(again, note=note)
 
 
-def judge(implementation: Implementation, case: Case, judges: list[Registered], answers=None) -> CaseVerdict:
-    """The implementation's answer on one case against every judge (answers may be precomputed)."""
+def judge(implementation: Implementation, case: Case, judges: list[Registered], answers=None, bounds: Sensitivity | None = None) -> CaseVerdict:
+    """The implementation's answer on one case against every judge (answers and the case's
+    floors may be precomputed). A case outside the chain rule's domain is not asked: its verdict
+    says why (``outside``) and decides nothing."""
+    bounds = bounds if bounds is not None else sensitivity(case.arch, case.params, case.X, case.Y)
+    if bounds.outside:
+        return CaseVerdict(implementation.name, case, outside=bounds.outside)
     answers = answers if answers is not None else ask_oracles(case, judges)
     start = time.perf_counter()
     try:
-        loss, grads = answer(implementation, case.arch, case.params, case.X, case.Y)
+        loss, grads = answer(implementation, case.arch, case.params, case.X, case.Y, bounds)
     except Fault as fault:
         return CaseVerdict(implementation.name, case, fault=fault, seconds=time.perf_counter() - start)
     seconds = time.perf_counter() - start
-    bounds = sensitivity(case.arch, case.params, case.X, case.Y)
     comparisons = []
     for registered in judges:
         expected, _ = answers[registered.info.name]
-        comparison = compare(loss, grads, expected, registered.info, bounds)
+        comparison = _compare_declared(implementation, registered, case, expected, loss, grads, bounds)
         comparisons.append(adjudicate(comparison, registered, case, loss, grads, bounds))
-    return CaseVerdict(implementation.name, case, tuple(comparisons), seconds=seconds)
+    notes = ()
+    if any(c.status is Status.DISAGREE for c in comparisons) and not implementation.kink_derivatives:
+        notes = tuple(filter(None, [_kink_convention(case, judges, answers, loss, grads, bounds)]))
+    return CaseVerdict(implementation.name, case, tuple(comparisons), seconds=seconds, notes=notes)
+
+
+def _compare_declared(implementation: Implementation, registered: Registered, case: Case, expected, loss, grads, bounds) -> Comparison:
+    """An answer against one oracle, the implementation's declared kink conventions honoured: an
+    oracle that can compute with them is asked again and judges exactly; one that cannot reports
+    a difference at the kinks as a convention."""
+    declared = implementation.kink_derivatives
+    if not declared or not expected.kinks & declared.keys():
+        return compare(loss, grads, expected, registered.info, bounds)
+    if registered.info.honours_declarations:
+        again = registered.oracle.gradients(case.arch, case.params, case.X, case.Y, kink_derivatives=declared)
+        return compare(loss, grads, again, registered.info, bounds)
+    source = OracleInfo(implementation.name, "", "", True, kink_derivatives=dict(KINK_DERIVATIVES) | declared)
+    return compare(loss, grads, expected, registered.info, bounds, source=source)
+
+
+def _kink_convention(case: Case, judges: list[Registered], answers, loss, grads, bounds) -> str:
+    """When the answer agrees once d sigma/dz at the case's exact kinks takes another value: that
+    value, inferred by least squares (the gradient is affine in it), and what it means."""
+    honouring = [r for r in judges if r.info.honours_declarations]
+    if not honouring:
+        return ""
+    judge_, (expected, _) = honouring[0], answers[honouring[0].info.name]
+    if len(expected.kinks) != 1:
+        return ""
+    (name,) = expected.kinks
+    contract = KINK_DERIVATIVES[name]
+    moved = judge_.oracle.gradients(case.arch, case.params, case.X, case.Y, kink_derivatives={name: contract + 1.0})
+    flat = lambda gs: np.concatenate([g.ravel() for pair in gs for g in pair])  # noqa: E731
+    direction, residual = flat(moved.grads) - flat(expected.grads), flat([(np.asarray(W), np.asarray(b)) for W, b in grads]) - flat(expected.grads)
+    with np.errstate(all="ignore"):
+        value = contract + float(direction @ residual / (direction @ direction))
+    if not math.isfinite(value):
+        return ""
+    value = round(value, 12)
+    at_value = judge_.oracle.gradients(case.arch, case.params, case.X, case.Y, kink_derivatives={name: value})
+    if compare(loss, grads, at_value, judge_.info, bounds).status is not Status.AGREE:
+        return ""
+    low, high = SUBDIFFERENTIAL[name]
+    if low <= value <= high:
+        return (f"kink convention: {name}'(0) = {value:g} here, the contract's is {contract:g}; everything else agrees. "
+                f"Declare kink_derivatives = {{{name!r}: {value:g}}} if this is intended")
+    return f"{name}'(0) = {value:g} here, outside [{low:g}, {high:g}] (the one-sided slopes at 0): wrong, not a convention"
 
 
 def judge_oracle(judged: Registered, judging: Registered, case: Case, answers, bounds: Sensitivity | None = None) -> Comparison:
@@ -88,13 +163,16 @@ def judge_oracle(judged: Registered, judging: Registered, case: Case, answers, b
     return adjudicate(comparison, judging, case, got.loss, got.grads, bounds, source=judged.info)
 
 
-def judge_by_size(implementation: Implementation, case: Case, judges: list[Registered], threshold: int = THRESHOLD) -> CaseVerdict:
+def judge_by_size(
+    implementation: Implementation, case: Case, judges: list[Registered], threshold: int = THRESHOLD, bounds: Sensitivity | None = None
+) -> CaseVerdict:
     """One case by the method its size calls for, recorded in ``verdict.judged_by``: up to
-    ``threshold`` parameters every entry against each judge (``judge``); above it, where
-    every-entry finite differences would take hours, random directional derivatives that name
-    the wrong entries (chainrule.directional), and no framework is asked."""
+    ``threshold`` parameters every entry against the judges its size calls for (``judge``,
+    ``sized_judges``); above it, where every-entry finite differences would take hours, random
+    directional derivatives that name the wrong entries (chainrule.directional), and no
+    framework is asked."""
     if case.arch.parameter_count <= threshold:
-        return judge(implementation, case, judges)
+        return judge(implementation, case, sized_judges(case, judges), bounds=bounds)
     start = time.perf_counter()
     try:
         loss, grads = answer(implementation, case.arch, case.params, case.X, case.Y)
@@ -103,3 +181,100 @@ def judge_by_size(implementation: Implementation, case: Case, judges: list[Regis
     seconds = time.perf_counter() - start
     result = directional_check((loss, grads), case.arch, case.params, case.X, case.Y)
     return CaseVerdict(implementation.name, case, (as_comparison(result, grads),), seconds=seconds, judged_by="directional")
+
+
+def _cheap(registered: Registered, case: Case) -> bool:
+    """Whether this judge answers the case in about the time the rest of the case takes."""
+    if registered.info.name == "jax":
+        return max(case.arch.sizes) <= COMPILED_SHAPE and case.batch_size <= COMPILED_SHAPE and case.arch.depth <= COMPILED_SHAPE
+    if not registered.info.exact:  # finite differences: every parameter perturbed, the layers after it rerun
+        return case.work <= FINITE_DIFFERENCES_WORK
+    return True
+
+
+def sized_judges(case: Case, judges: list[Registered]) -> list[Registered]:
+    """The judges that decide a case of this size (in their order): the cheap ones (``_cheap``),
+    and the first exact one among them all whenever none of the cheap ones is exact, or the
+    first judge when there is no exact one at all."""
+    kept = [r for r in judges if _cheap(r, case)]
+    if judges and not any(r.info.exact for r in kept):
+        needed = next((r for r in judges if r.info.exact), judges[0])
+        kept = [r for r in judges if r in kept or r is needed]
+    return kept
+
+
+# --- the time budget -------------------------------------------------------------------------
+
+_RUNGS = ((2, 1), (8, 4), (16, 8), (32, 16), (64, 32))  # (width, N) of the cases timed, cheapest first; the first warms up
+_ENOUGH_SECONDS = 0.02  # a rung that took this long measures the rate well enough
+
+
+@dataclass(frozen=True)
+class SizeBudget:
+    """What an implementation's time allows: cases of at most ``max_work`` multiply-adds (N x
+    parameters; None: no limit needed), from ``seconds_per_work`` measured on ``measured`` (the
+    implementation asked twice, as every case asks it). ``fault``: the verdict of a calibration
+    call that broke the contract fatally (a hang, a dead command), which ends the check."""
+
+    max_work: int | None
+    seconds_per_work: float
+    measured: str = ""
+    fault: CaseVerdict | None = None
+
+    def __str__(self) -> str:
+        rate = f"{self.seconds_per_work * 1e6:.2g} µs a multiply-add measured on {self.measured}"
+        if self.max_work is None:
+            return f"the time budget allows every size: {rate}"
+        return f"within the time budget: cases of at most {self.max_work:,} multiply-adds (N x parameters, about {CASE_SECONDS:g} s) at {rate}"
+
+    def reached(self, cases: list[Case]) -> str:
+        """The summary's words: the largest width, N and depth among ``cases``, and this budget."""
+        if not cases:
+            return ""
+        width, batch, depth = (max(f(c) for c in cases) for f in (lambda c: max(c.arch.sizes), lambda c: c.batch_size, lambda c: c.arch.depth))
+        return f"sizes up to width {width}, N {batch}, depth {depth} ({self})"
+
+
+def _calibration_case(implementation: Implementation, width: int, batch: int, depth: int, seed: int) -> Case | None:
+    """A random case of two layers (one if ``depth`` is 1) of ``width`` units, in what the
+    implementation declares: its first smooth hidden activation, its first usable loss."""
+    activations = implementation.activations
+    hidden = next((a for a in activations if a not in ("softmax", "identity")), next((a for a in activations if a != "softmax"), None))
+    for loss in implementation.losses:
+        output = REQUIRED_OUTPUT.get(loss) or ("identity" if "identity" in activations else hidden)
+        if output in activations:
+            if depth > 1 and hidden is not None:
+                return random_case(Architecture((width, width, width), (hidden, output), loss), batch, seed)
+            return random_case(Architecture((width, width), (output,), loss), batch, seed)
+    return None
+
+
+def size_budget(implementation: Implementation, width: int, batch: int, depth: int, seed: int = 0) -> SizeBudget:
+    """Times the implementation on cases of growing size (``_RUNGS`` within ``width`` and
+    ``batch``; the first only warms up) until one takes ``_ENOUGH_SECONDS``, and allows cases
+    expected to take at most CASE_SECONDS (or a quarter of its per-call timeout). max_work is a
+    power of two, so that the same implementation on a similar machine gets the same sizes; None
+    when its time would never limit sizes up to ``width``, ``batch`` and ``depth``."""
+    allowed = min(CASE_SECONDS, (implementation.timeout or math.inf) / 4)
+    rate, measured, seen = 0.0, "", set()
+    for rung, (rung_width, rung_batch) in enumerate(_RUNGS):
+        shape = (min(rung_width, width), min(rung_batch, batch))
+        case = _calibration_case(implementation, *shape, depth, seed) if shape not in seen else None
+        if case is None or (rung > 1 and rate * case.work > allowed / 2):
+            break
+        seen.add(shape)
+        start = time.perf_counter()
+        try:
+            answer(implementation, case.arch, case.params, case.X, case.Y)
+        except Fault as fault:
+            seconds = time.perf_counter() - start
+            verdict = CaseVerdict(implementation.name, case, fault=fault, seconds=seconds) if fault.fatal else None
+            return SizeBudget(None, rate, measured, verdict)
+        seconds = time.perf_counter() - start
+        rate, measured = seconds / case.work, case.describe()
+        if rung > 0 and seconds >= _ENOUGH_SECONDS:  # the first rung also starts things up (a worker, a cache): never enough
+            break
+    largest = batch * min(THRESHOLD, depth * (width + 1) * width)  # the search stays at or below THRESHOLD parameters
+    if rate == 0.0 or rate * largest <= allowed:
+        return SizeBudget(None, rate, measured)
+    return SizeBudget(1 << max(0, int(math.log2(allowed / rate))), rate, measured)

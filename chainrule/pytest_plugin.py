@@ -6,7 +6,11 @@ each ``--chainrule-impl`` and ``--chainrule-cmd`` in order, then every implement
 under the entry-point group ``chainrule.implementations`` (unless ``--chainrule-no-entry-points``),
 with the source in the test id (``reference``, ``impl=SPEC``, ``cmd=COMMAND``, ``entry=NAME``).
 ``--chainrule-examples N`` loads a Hypothesis profile of N examples per property;
-``--chainrule-timeout SECONDS`` sets the per-call limit.
+``--chainrule-timeout SECONDS`` sets the per-call limit. Python implementations run in a worker
+process each (``--chainrule-memory-limit BYTES``), or with ``--chainrule-in-process`` in pytest's own.
+``--chainrule-max-width W``, ``--chainrule-max-batch N`` and ``--chainrule-max-depth D`` cap the
+sizes every chainrule strategy draws in the session (the suite, and ``crosscheck`` in your own
+tests), for implementations with known limits (chainrule.strategies.limit_sizes).
 
 A source that cannot be loaded or started errors its own tests only; one that hangs or dies is
 retired and fails its remaining tests at once; the other sources are checked as usual. At the
@@ -37,6 +41,19 @@ def pytest_addoption(parser):
     group.addoption("--chainrule-examples", type=int, default=None, metavar="N", help="Hypothesis examples per property (default: the loaded profile's)")
     group.addoption("--chainrule-timeout", type=float, default=None, metavar="SECONDS", help="seconds per call before a source counts as hung (default 10)")
     group.addoption("--chainrule-no-entry-points", action="store_true", help="leave out implementations installed as entry points")
+    group.addoption(
+        "--chainrule-in-process", action="store_true",
+        help="run Python implementations in pytest's own process (for debugging) instead of a worker process each",
+    )
+    group.addoption(
+        "--chainrule-memory-limit", type=int, default=None, metavar="BYTES",
+        help="memory each Python implementation's worker process may use (default: the machine's physical memory)",
+    )
+    for name, what in (("width", "units in any layer"), ("batch", "examples (N)"), ("depth", "layers")):
+        group.addoption(
+            f"--chainrule-max-{name}", type=int, default=None, metavar="N",
+            help=f"at most this many {what} in any case chainrule draws (the suite, crosscheck), for an implementation with known limits",
+        )
 
 
 @pytest.hookimpl(trylast=True)  # after Hypothesis's own plugin loads --hypothesis-profile: N examples on top of it
@@ -49,6 +66,14 @@ def pytest_configure(config):
 
         settings.register_profile("chainrule-examples", settings(settings.default, max_examples=examples))
         settings.load_profile("chainrule-examples")
+    bounds = {name: config.getoption(f"--chainrule-max-{name}") for name in ("width", "batch", "depth")}
+    if any(bound is not None for bound in bounds.values()):
+        from chainrule.strategies import limit_sizes
+
+        try:
+            limit_sizes(**bounds)
+        except ValueError as error:
+            raise pytest.UsageError(f"--chainrule-max-*: {error}") from None
 
 
 def _sources(config) -> list[tuple[str, str]]:
@@ -85,7 +110,10 @@ def implementation(request):
 
     kind, spec = request.param
     try:
-        loaded = open_source(kind, spec, request.config.getoption("--chainrule-timeout"))
+        loaded = open_source(
+            kind, spec, request.config.getoption("--chainrule-timeout"), isolate=not request.config.getoption("--chainrule-in-process"),
+            memory_limit=request.config.getoption("--chainrule-memory-limit"),
+        )
     except (LoadError, ValueError) as error:
         pytest.fail(f"cannot load {spec}: {error}", pytrace=False)
     request.config.stash[_LOADED].append((f"{kind}={spec}", loaded))

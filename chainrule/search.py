@@ -15,15 +15,17 @@ from hypothesis.errors import FlakyFailure
 from chainrule.case import Case, random_case
 from chainrule.contract import REQUIRED_OUTPUT
 from chainrule.diagnosis import diagnose
-from chainrule.judge import judge_by_size
-from chainrule.kinks import rounding_ambiguous
+from chainrule.directional import THRESHOLD
+from chainrule.evidence import KINK, evidence
+from chainrule.judge import SizeBudget, judge_by_size, size_budget
+from chainrule.numerics import RangeFinding, numerical_range
 from chainrule.oracles.registry import Registered, available, registry
 from chainrule.reduce import reduce_case
 from chainrule.reference import Architecture
-from chainrule.sources.implementation import Implementation, with_timeout
+from chainrule.sources.implementation import IN_PROCESS, Implementation, with_timeout
 from chainrule.sources.load import as_implementation
 from chainrule.status import Status
-from chainrule.strategies import architectures, cases
+from chainrule.strategies import SEARCH, Sizes, architectures, cases, coverage_shapes, size_limits
 from chainrule.verdict import CaseVerdict, format_failure
 
 __all__ = ["CheckFailure", "NoOracle", "Summary", "coverage_cases", "crosscheck"]
@@ -43,10 +45,11 @@ class CheckFailure(AssertionError):
         self.diagnosis = None
         super().__init__(format_failure(verdict) + f"\n(seed {seed})")
 
-    def diagnosed(self, implementation: Implementation, judges: list[Registered]) -> "CheckFailure":
+    def diagnosed(self, implementation: Implementation, judges: list[Registered], limits: Sizes | None = None) -> "CheckFailure":
         """Itself, with the diagnosis of its verdict in ``.diagnosis`` and in its message.
-        Called once, on the final (shrunk) failure: diagnosing re-judges variations of the case."""
-        self.diagnosis = diagnose(implementation, self.verdict, judges)
+        Called once, on the final (shrunk) failure: diagnosing re-judges variations of the case
+        (sizes within ``limits``)."""
+        self.diagnosis = diagnose(implementation, self.verdict, judges, limits=limits)
         self.args = (format_failure(self.verdict, self.diagnosis) + f"\n(seed {self.seed})",)
         return self
 
@@ -62,6 +65,10 @@ class Summary:
     rejected: int  # cases whose kinks sat within rounding of 0 (no source can be judged there)
     unexercised: tuple[str, ...] = ()  # activations and losses outside what it declares: never drawn, never agreement
     covered: tuple[CaseVerdict, ...] = ()  # one per declared (hidden, output, loss) pairing, after the search
+    outside: int = 0  # cases set aside outside the chain rule's domain (the plain formulas overflow or lose their precision)
+    numerical_range: tuple[RangeFinding, ...] = ()  # where it stops being finite or within rounding: warnings
+    isolation: str = ""  # where its calls ran (Implementation.isolation): a worker process, or this process and why
+    sizes: str = ""  # the largest sizes judged (search and coverage), and the time budget that bounded them (SizeBudget.reached)
 
     def count(self, status: Status) -> int:
         return sum(v.status is status for v in self.verdicts)
@@ -71,8 +78,12 @@ class Summary:
             f"{self.implementation}: {len(self.verdicts)} cases against {', '.join(self.oracles)}: "
             f"{self.count(Status.AGREE)} agree, {self.count(Status.CONVENTION)} differ only by a kink convention, "
             f"{self.count(Status.NO_EVIDENCE)} without evidence (seed {self.seed})"
+            + (f"; {self.sizes}" if self.sizes else "")
+            + (f"; {self.outside} set aside outside the chain rule's domain (the plain formulas overflow or lose their precision there)" if self.outside else "")
             + (f"; then {len(self.covered)} coverage cases, one per declared pairing of activations and loss, agree" if self.covered else "")
             + (f"\nnot exercised (outside what it declares it supports): {', '.join(self.unexercised)}" if self.unexercised else "")
+            + "".join(f"\nnumerical range (warning): {finding}" for finding in self.numerical_range)
+            + (f"\nnot isolated: it ran {self.isolation}" if self.isolation.startswith(IN_PROCESS) else "")
         )
 
 
@@ -86,10 +97,15 @@ class _Retired(BaseException):
         self.verdict = verdict
 
 
-def _still_fails(implementation: Implementation, case: Case, judges: list[Registered]) -> bool:
-    if implementation.retired is not None or rounding_ambiguous(case.arch, case.params, case.X):
+def _still_fails(implementation: Implementation, case: Case, judges: list[Registered], kind: str) -> bool:
+    """The case is evidence about the chain rule and fails the way the original did (a
+    disagreement never becomes a fault on the way, nor a fault another fault)."""
+    if implementation.retired is not None:
         return False
-    return judge_by_size(implementation, case, judges).failed
+    found = evidence(case)
+    if found.set_aside:
+        return False
+    return judge_by_size(implementation, case, judges, bounds=found.bounds).failure_kind == kind
 
 
 def _deciding_judge(verdict: CaseVerdict, judges: list[Registered]) -> list[Registered]:
@@ -102,24 +118,32 @@ def _deciding_judge(verdict: CaseVerdict, judges: list[Registered]) -> list[Regi
     return chosen[:1]
 
 
-def _coverage(implementation: Implementation, judges: list[Registered], seed: int) -> tuple[CaseVerdict, ...]:
+def _coverage(implementation: Implementation, judges: list[Registered], seed: int, sizes: Sizes, budget: SizeBudget) -> tuple[CaseVerdict, ...]:
     """Judge the coverage cases after a passing search; the first failure raises CheckFailure."""
     verdicts = []
-    for case in coverage_cases(implementation, seed):
-        if rounding_ambiguous(case.arch, case.params, case.X):
+    for case in coverage_cases(implementation, seed, sizes, budget.max_work):
+        found = evidence(case)
+        if found.set_aside:
             continue
-        verdict = judge_by_size(implementation, case, judges)
+        verdict = judge_by_size(implementation, case, judges, bounds=found.bounds)
         verdicts.append(verdict)
         if verdict.failed:
             raise CheckFailure(verdict, seed)
     return tuple(verdicts)
 
 
-def coverage_cases(implementation: Implementation, seed: int) -> list[Case]:
+def coverage_cases(implementation: Implementation, seed: int, sizes: Sizes = SEARCH, max_work: int | None = None) -> list[Case]:
     """One random case per supported (hidden activation, output activation, loss), batch 2:
-    judged after a passing search, so no pairing the implementation declares is left to chance."""
+    judged after a passing search, so no pairing the implementation declares is left to chance.
+    Then per declared loss a wide and a deep case (strategies.coverage_shapes, within ``sizes``
+    and ``max_work``), so no tile's edge or depth within the bounds is left to chance either."""
     hidden = [name for name in implementation.activations if name != "softmax"]
     covered = []
+    middle = next((name for name in hidden if name != "identity"), hidden[0] if hidden else None)
+    for loss in implementation.losses if middle is not None else ():
+        output = REQUIRED_OUTPUT.get(loss) or ("identity" if "identity" in implementation.activations else middle)
+        if output in implementation.activations:
+            covered += [random_case(arch, n, seed + len(covered) + k) for k, (arch, n) in enumerate(coverage_shapes(middle, output, loss, sizes, THRESHOLD, max_work))]
     for loss in implementation.losses:
         required = REQUIRED_OUTPUT.get(loss)
         for output in [required] if required else implementation.activations:
@@ -132,7 +156,8 @@ def coverage_cases(implementation: Implementation, seed: int) -> list[Case]:
 
 def crosscheck(
     implementation, examples: int = 200, seed: int | None = None, oracles: list[str] | None = None, on_verdict=None,
-    timeout: float | None = None,
+    timeout: float | None = None, isolate: bool = True, memory_limit: int | None = None,
+    max_width: int | None = None, max_batch: int | None = None, max_depth: int | None = None,
 ) -> Summary:
     """Judge ``implementation`` on ``examples`` generated cases against every available oracle.
 
@@ -140,8 +165,16 @@ def crosscheck(
     shrunk counterexample otherwise, and NoOracle when there is nothing to judge with.
     ``timeout``: seconds per call before the implementation counts as hung (default: its own,
     plugins.DEFAULT_TIMEOUT unless it was loaded with another; ``math.inf``: no limit).
+    ``isolate``: a spec (MODULE:ATTR) or an object that can be sent to one (it pickles) runs in a
+    worker process with ``memory_limit`` bytes, stopped at the end; any other object runs in this
+    process, and the Summary says why (``isolation``). An Implementation runs where it was loaded.
+    ``max_width``, ``max_batch``, ``max_depth``: the largest layer, N and number of layers drawn
+    (default strategies.SEARCH: 129, 64, 10), for implementations with known limits; within them,
+    the sizes drawn stay within a time budget measured on the implementation (judge.size_budget).
     """
-    implementation = as_implementation(implementation)
+    sizes = size_limits(SEARCH.bounded(max_width, max_batch, max_depth))  # ValueError before anything starts
+    opened = not isinstance(implementation, Implementation)  # started here (perhaps a worker): stopped here
+    implementation = as_implementation(implementation, isolate=isolate, memory_limit=memory_limit)
     if timeout is not None:
         implementation = with_timeout(implementation, timeout)
     judges = available(oracles)
@@ -149,10 +182,13 @@ def crosscheck(
         reasons = "; ".join(f"{r.info.name}: {r.info.reason}" for r in registry())
         raise NoOracle(f"no oracle is available to judge {implementation.name} ({reasons})")
     seed = random.randrange(2**32) if seed is None else seed
-    strategy = cases(architectures(activations=implementation.activations, losses=implementation.losses))
+    budget = size_budget(implementation, sizes.width, sizes.batch, sizes.depth)
+    architecture = architectures(activations=implementation.activations, losses=implementation.losses, max_width=sizes.width, max_depth=sizes.depth)
+    strategy = cases(architecture, max_batch=sizes.batch, max_parameters=THRESHOLD, max_work=budget.max_work)
     verdicts: list[CaseVerdict] = []
-    rejected = 0
+    rejected = outside = 0
     deciding = judges  # once a case fails, shrinking asks only one judge that rejected it
+    kind = ""  # the first failure's kind: shrinking keeps it
 
     @settings(
         max_examples=examples,
@@ -167,33 +203,45 @@ def crosscheck(
     @hypothesis_seed(seed)
     @given(strategy)
     def search(case: Case) -> None:
-        nonlocal rejected, deciding
-        if rounding_ambiguous(case.arch, case.params, case.X):
-            rejected += 1
+        nonlocal rejected, outside, deciding, kind
+        found = evidence(case)
+        if found.set_aside:
+            rejected += found.set_aside == KINK
+            outside += found.set_aside != KINK
             assume(False)
-        verdict = judge_by_size(implementation, case, deciding)
+        verdict = judge_by_size(implementation, case, deciding, bounds=found.bounds)
+        if kind and verdict.failure_kind != kind:  # shrinking: a failure of another kind is not this one
+            return
         verdicts.append(verdict)
         if on_verdict is not None:
             on_verdict(verdict)
         if verdict.fault is not None and verdict.fault.fatal:
             raise _Retired(verdict)
         if verdict.failed:
-            deciding = _deciding_judge(verdict, deciding)
+            deciding, kind = _deciding_judge(verdict, deciding), verdict.failure_kind
             raise CheckFailure(verdict, seed)
 
     try:
+        if budget.fault is not None:  # it hung or died while being timed
+            raise _Retired(budget.fault)
         search()
-        covered = _coverage(implementation, judges, seed)
+        covered = _coverage(implementation, judges, seed, sizes, budget)
+        ranges = numerical_range(implementation, judges)
     except CheckFailure as failure:
-        case = reduce_case(failure.verdict.case, lambda c: _still_fails(implementation, c, deciding))
+        failed = failure.verdict
+        case = reduce_case(failed.case, lambda c: _still_fails(implementation, c, deciding, failed.failure_kind))
         final = judge_by_size(implementation, case, judges)  # the reduced case, before every judge
-        raise CheckFailure(final if final.failed else failure.verdict, seed).diagnosed(implementation, judges) from None
+        raise CheckFailure(final if final.failed else failed, seed).diagnosed(implementation, judges, sizes) from None
     except _Retired as retired:
-        raise CheckFailure(retired.verdict, seed).diagnosed(implementation, judges) from None
+        raise CheckFailure(retired.verdict, seed).diagnosed(implementation, judges, sizes) from None
     except FlakyFailure as error:
         failures = [e for e in error.exceptions if isinstance(e, CheckFailure)]
         if not failures:
             raise
-        raise failures[0].diagnosed(implementation, judges) from None
+        raise failures[0].diagnosed(implementation, judges, sizes) from None
+    finally:
+        if opened and implementation.isolated:
+            implementation.close()
     names = tuple(r.info.name for r in judges)
-    return Summary(implementation.name, names, tuple(verdicts), seed, rejected, implementation.unexercised, covered)
+    return Summary(implementation.name, names, tuple(verdicts), seed, rejected, implementation.unexercised, covered, outside, ranges, isolation=implementation.isolation,
+                   sizes=budget.reached([v.case for v in (*verdicts, *covered)]))

@@ -23,15 +23,16 @@ class Status(Enum):
         return self in (Status.ERROR, Status.DISAGREE)
 
 
-# Strongest first: one failing case fails the whole, any agreement outranks no evidence.
+# Strongest first: one failing case fails the whole, a wrong gradient outranks a fault (it is what
+# a user came to find), any agreement outranks no evidence.
 PRECEDENCE = (
-    Status.ERROR, Status.DISAGREE, Status.AGREE, Status.CONVENTION,
+    Status.DISAGREE, Status.ERROR, Status.AGREE, Status.CONVENTION,
     Status.NO_EVIDENCE, Status.SKIPPED, Status.PENDING,
 )
 
 
 def strongest(statuses) -> Status:
-    """The first of ERROR, DISAGREE, AGREE, CONVENTION, NO_EVIDENCE, SKIPPED present; PENDING
+    """The first of DISAGREE, ERROR, AGREE, CONVENTION, NO_EVIDENCE, SKIPPED present; PENDING
     when there is nothing (nothing was decided)."""
     present = set(statuses)
     return next((status for status in PRECEDENCE if status in present), Status.PENDING)

@@ -25,13 +25,23 @@ class CaseVerdict:
     seconds: float = 0.0
     notes: tuple[str, ...] = field(default=())
     judged_by: str = "oracles"  # "oracles" (every entry, each oracle) or "directional" (chainrule.directional)
+    outside: str = ""  # why the case lies outside the chain rule's domain (then nothing was asked)
 
     @property
     def status(self) -> Status:
         """ERROR on a fault; DISAGREE if any oracle disagrees; else the strongest evidence there is."""
         if self.fault is not None:
             return Status.ERROR
+        if self.outside:
+            return Status.NO_EVIDENCE
         return strongest(c.status for c in self.comparisons)
+
+    @property
+    def failure_kind(self) -> str:
+        """"disagree", the fault's kind, or "" when it did not fail."""
+        if self.fault is not None:
+            return self.fault.kind
+        return "disagree" if self.failed else ""
 
     @property
     def failed(self) -> bool:

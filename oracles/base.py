@@ -49,3 +49,4 @@ class OracleInfo:
     reason: str = ""  # why it is unavailable
     exact: bool = True  # exact to rounding (autodiff), or approximate (finite differences)
     kink_derivatives: dict[str, float | None] = field(default_factory=lambda: dict(KINK_DERIVATIVES))
+    honours_declarations: bool = False  # gradients(..., kink_derivatives=) computes with a declared convention

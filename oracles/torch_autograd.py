@@ -69,6 +69,12 @@ def _numpy(tensor: Tensor) -> np.ndarray:
     return tensor.detach().numpy().copy()
 
 
+def _at_kinks(activation, slope: float, derivative: float):
+    """The activation with d/dz = ``derivative`` where z is exactly 0 (``slope`` is its own there):
+    the value is unchanged, (derivative - slope) (z - z.detach()) is 0 but carries the gradient."""
+    return lambda z: activation(z) + (derivative - slope) * (z - z.detach()) * (z == 0)
+
+
 def _kink_derivatives() -> dict[str, float]:
     """d sigma / dz at z = 0, measured through autograd on this module's own activations."""
     derivatives = {}
@@ -88,18 +94,23 @@ class TorchAutograd:
     def __init__(self) -> None:
         self.info = OracleInfo(
             name=self.name, framework="torch", version=torch.__version__,
-            available=True, exact=True, kink_derivatives=_kink_derivatives(),
+            available=True, exact=True, kink_derivatives=_kink_derivatives(), honours_declarations=True,
         )
 
-    def gradients(self, arch, params, X, Y) -> OracleGradients:
-        """The loss, (dL/dW, dL/db) per layer, and the kinked activations hit at exactly z = 0."""
+    def gradients(self, arch, params, X, Y, kink_derivatives: dict[str, float] | None = None) -> OracleGradients:
+        """The loss, (dL/dW, dL/db) per layer, and the kinked activations hit at exactly z = 0;
+        with ``kink_derivatives``, d sigma/dz at exactly 0 is the value given there (a declared
+        convention, judged as declared) instead of this oracle's own."""
+        activations = dict(ACTIVATIONS)
+        for name, derivative in (kink_derivatives or {}).items():
+            activations[name] = _at_kinks(ACTIVATIONS[name], self.info.kink_derivatives[name], derivative)
         leaves = [(_tensor(W, True), _tensor(b, True)) for W, b in params]
         with torch.enable_grad():
             a = _tensor(X)
             kinks = set()
             for (W, b), name in zip(leaves, arch.activations):
                 z = a @ W.T + b
-                a = ACTIVATIONS[name](z)
+                a = activations[name](z)
                 if name in KINKED and bool((z == 0).any()):
                     kinks.add(name)
             loss = LOSSES[arch.loss](z, a, _tensor(Y)) / len(X)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the renderer of results.json loads no judge and no engine
 
 __all__ = [
     "Article", "ArticleSource", "CaseInfo", "Counterexample", "Disagreement", "Environment",
-    "Record", "Report", "Settings", "Source", "Status", "TensorView", "ToleranceRow",
+    "RangeRow", "Record", "Report", "Settings", "Source", "Status", "TensorView", "ToleranceRow",
 ]
 
 @dataclass(frozen=True)
@@ -108,6 +108,18 @@ class Disagreement:
 
 
 @dataclass(frozen=True)
+class RangeRow:
+    """One numerical-range finding (chainrule.numerics.RangeFinding) of one implementation."""
+
+    implementation: str
+    probe: str
+    passed_up_to: float  # largest |z| that passed
+    failed_at: float  # the z that failed first
+    what: str
+    advice: str
+
+
+@dataclass(frozen=True)
 class Counterexample:
     """The smallest failing case found for an implementation, told in full."""
 
@@ -167,7 +179,7 @@ class Settings:
     jobs: int
     date: str  # ISO 8601, UTC, when the run started
     seconds: float  # wall time of the run
-    rejected: int  # generated cases set aside: a kink within rounding of 0 (chainrule/kinks.py)
+    rejected: int  # generated cases set aside (chainrule/evidence.py): a kink within rounding of 0, or outside the chain rule's domain
 
 
 @dataclass(frozen=True)
@@ -183,3 +195,4 @@ class Report:
     counterexamples: tuple[Counterexample, ...]
     article: Article
     explain: str
+    numerical_range: tuple[RangeRow, ...] = ()  # warnings: where each implementation stops being finite or within rounding

@@ -26,12 +26,13 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from chainrule.numerics import numerical_range
 from chainrule.oracles.registry import available
 from chainrule.reports import html, results
 from chainrule.reports.article import article_case, article_values
 from chainrule.reports.explain import article_walkthrough
 from chainrule.reports.failures import find_counterexample
-from chainrule.reports.records import Environment, Report, Settings, Status, ToleranceRow
+from chainrule.reports.records import Environment, RangeRow, Report, Settings, Status, ToleranceRow
 from chainrule.reports.sources import load_plugins, oracle_sources
 from chainrule.reports.sweep import ARTICLE, case_info, generate, sweep
 from chainrule.status import Exit
@@ -91,6 +92,11 @@ def build_report(impls: list[str], cmds: list[str], examples: int, seed: int, jo
                     counterexamples.append(find_counterexample(implementation, judges, first, examples, seed))
                     progress.advance(shrink)
             article = article_values(implementations, judges)
+            ranges = progress.add_task("sweeping the numerical range", total=len(implementations))
+            numerics = []
+            for implementation in implementations:
+                numerics += [RangeRow(implementation.name, *dataclasses.astuple(finding)) for finding in numerical_range(implementation, judges)]
+                progress.advance(ranges)
     finally:
         for implementation in implementations:
             implementation.close()
@@ -102,7 +108,7 @@ def build_report(impls: list[str], cmds: list[str], examples: int, seed: int, jo
     return Report(
         settings, _environment(), tolerances, tuple(sources + oracle_sources()),
         tuple(case_info(case_id, case) for case_id, case in numbered), tuple(records),
-        tuple(counterexamples), article, article_walkthrough(),
+        tuple(counterexamples), article, article_walkthrough(), tuple(numerics),
     )
 
 

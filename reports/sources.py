@@ -1,8 +1,10 @@
 """The gradient sources of a report: the reference, each --impl, each --cmd, every implementation
 installed under the entry-point group ``chainrule.implementations``, and the oracles.
 
-A plug-in that cannot be loaded or started does not stop the others: it becomes a Source
-with ``available=False`` and the one-line reason, and the report gives it an error verdict.
+Python plug-ins (the reference too) run in a worker process each (chainrule.sources.worker):
+the report's process never imports them. A plug-in that cannot be loaded or started does not
+stop the others: it becomes a Source with ``available=False`` and the one-line reason, and the
+report gives it an error verdict.
 Names are made unique (a second source called "reference" is listed with its spec), since
 records are keyed by name.
 """
@@ -32,7 +34,7 @@ class Plugin:
 
 
 def open_plugin(plugin: Plugin) -> Implementation:
-    """Load or start it (LoadError when it cannot be)."""
+    """Load or start it, a Python one in a worker process (LoadError when it cannot be); close it when done."""
     implementation = open_source(plugin.kind, plugin.spec)
     return dataclasses.replace(implementation, name=plugin.name) if plugin.name else implementation
 

@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 
 from chainrule.case import Case
+from chainrule.evidence import evidence
 from chainrule.judge import ask_oracles, judge, judge_oracle
-from chainrule.kinks import rounding_ambiguous
 from chainrule.oracles.registry import Registered, available
 from chainrule.reports.records import CaseInfo, Record
 from chainrule.reports.sources import Plugin, open_plugin
@@ -58,7 +58,7 @@ def generate(examples: int, seed: int) -> tuple[list[Case], int]:
     @given(cases())
     def collect(case: Case) -> None:
         nonlocal rejected
-        if rounding_ambiguous(case.arch, case.params, case.X):
+        if evidence(case).set_aside:
             rejected += 1
         else:
             drawn.append(case)
@@ -79,13 +79,14 @@ def oracle_pairs(judges: list[Registered]) -> list[tuple[Registered, Registered]
 def records_of_case(case_id: str, case: Case, implementations: list[Implementation], judges: list[Registered]) -> list[Record]:
     """Every record of one case: each implementation against each oracle, then each pair of oracles."""
     answers = ask_oracles(case, judges)
+    bounds = sensitivity(case.arch, case.params, case.X, case.Y)
     records = []
     for implementation in implementations:
         blank = [Record(implementation.name, registered.info.name, case_id) for registered in judges]
         if not implementation.supports(case.arch):
             records += [record.skipped("outside the activations and losses it declares") for record in blank]
             continue
-        verdict = judge(implementation, case, judges, answers)
+        verdict = judge(implementation, case, judges, answers, bounds)
         if verdict.fault is not None:
             records += [record.faulted(verdict.fault, verdict.seconds) for record in blank]
         else:
@@ -93,7 +94,6 @@ def records_of_case(case_id: str, case: Case, implementations: list[Implementati
                 record.decided(comparison, verdict.seconds, tolerance_row(registered.info))
                 for record, comparison, registered in zip(blank, verdict.comparisons, judges)
             ]
-    bounds = sensitivity(case.arch, case.params, case.X, case.Y)
     for judged, judging in oracle_pairs(judges):
         comparison = judge_oracle(judged, judging, case, answers, bounds)
         seconds = answers[judged.info.name][1]

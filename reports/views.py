@@ -1,6 +1,7 @@
 """What the page shows, derived from a Report (read from results.json) and nothing else.
 
-- verdicts: per implementation, the strongest status over its cases (chainrule.status.strongest), where a
+- verdicts: per implementation, the strongest status over its cases (chainrule.status.strongest: a wrong
+  gradient before a fault, with the count and worst error of each), where a
   case's status is the strongest over its oracles;
 - matrix: per (source, oracle) pair, the worst error over the cases compared (AGREE or
   DISAGREE: a convention difference is listed apart, NO_EVIDENCE compared nothing); a pair of
@@ -100,15 +101,16 @@ def _verdict(source: Source, records: list[Record], oracles: tuple[str, ...]) ->
     cases = _case_statuses(records)
     count = {status: sum(s is status for s in cases.values()) for status in Status}
     status = strongest(cases.values())
-    if status is Status.ERROR:
+    parts = []  # what matters first: wrong gradients, then faults
+    if count[Status.DISAGREE]:
+        worst = max(r.worst_error for r in records if r.status is Status.DISAGREE)
+        parts.append(f"DISAGREES on {count[Status.DISAGREE]} of {len(cases)} cases against {', '.join(oracles)} (worst relative error {worst:.3g})")
+    if count[Status.ERROR]:
         faults = sorted({r.note for r in records if r.status is Status.ERROR})
-        text = f"error on {count[Status.ERROR]} of {len(cases)} cases: {faults[0]}"
-    elif status is Status.DISAGREE:
-        text = f"DISAGREES on {count[Status.DISAGREE]} of {len(cases)} cases against {', '.join(oracles)}"
-    elif status is Status.AGREE:
-        text = f"agrees on {count[Status.AGREE]} cases against {', '.join(oracles)}"
-    else:
-        text = "never shown to agree"
+        parts.append(f"error on {count[Status.ERROR]} of {len(cases)} cases: {faults[0]}")
+    if not parts:
+        parts.append(f"agrees on {count[Status.AGREE]} cases against {', '.join(oracles)}" if status is Status.AGREE else "never shown to agree")
+    text = "; ".join(parts)
     extras = [(Status.CONVENTION, "differ only by a kink convention"), (Status.NO_EVIDENCE, "without evidence"), (Status.SKIPPED, "skipped (not supported)")]
     text += "".join(f"; {count[s]} {what}" for s, what in extras if count[s])
     text += f"; {source.detail}" if source.detail else ""

@@ -35,7 +35,7 @@ class Raises:
 '''
 KEYS = {
     "schema_version", "chainrule_version", "implementation", "status", "exit_code", "message", "seed", "examples", "arch",
-    "oracles", "counts", "not_exercised", "counterexample",
+    "oracles", "counts", "not_exercised", "numerical_range", "counterexample",
 }
 
 

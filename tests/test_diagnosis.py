@@ -11,10 +11,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from chainrule.case import Case
+from chainrule.case import Case, random_case
 from chainrule.diagnosis import Diagnosis, _rejudge, diagnose
 from chainrule.judge import judge
-from chainrule.oracles.registry import get
+from chainrule.oracles.registry import available, get
 from chainrule.reference import ACTIVATIONS, LOSSES, Activation, Architecture
 from chainrule.search import CheckFailure, crosscheck
 from chainrule.sources.faults import Fault
@@ -203,3 +203,45 @@ def test_a_fault_is_diagnosed_without_asking_again():
     assert diagnosis.patterns == ("fault", "fault:timeout"), diagnosis
     assert "diagnosis:\n  It breaks the contract" in format_failure(verdict, diagnosis)
     assert "diagnosis:" not in format_failure(verdict)
+
+
+# --- at which size ---------------------------------------------------------------------------
+
+
+class _BatchSized:
+    """db wrong from some batch size on: summed over chunks of ``chunk`` examples with the remainder
+    dropped, or (``above``) averaged instead of summed once N > above."""
+
+    def __init__(self, name, chunk=None, above=None):
+        self.name, self.chunk, self.above = name, chunk, above
+
+    def loss_and_gradients(self, arch, params, X, Y):
+        loss, grads = _backprop(arch, params, X, Y)
+        N = len(X)
+        if self.chunk and N > self.chunk and N % self.chunk:
+            keep = N - N % self.chunk
+            dZ = _backprop(arch, params, X[:keep], Y[:keep])[1][0][1] * keep / N  # db of the full chunks only
+            grads[0] = (grads[0][0], dZ)
+        if self.above and N > self.above:
+            grads[0] = (grads[0][0], grads[0][1] / N)
+        return loss, grads
+
+
+@pytest.mark.parametrize(
+    "mutant, batch, expected, says",
+    [
+        (_BatchSized("chunks-of-3", chunk=3), 4, ["size:N>3", "size:N%3"], "it fails when N > 3 and not a multiple of 3: 4, 5 and 7 fail, 3 and 6 agree"),
+        (_BatchSized("averaged-above-6", above=6), 7, ["size:N>6", "!size:N%"], "it fails when N > 6: 7, 8, 12 and 13 fail, 6 agrees"),
+    ],
+    ids=["chunk-edge", "threshold"],
+)
+def test_diagnosis_names_a_size_threshold_and_a_tile_edge(mutant, batch, expected, says):
+    judges = [get("torch")] if get("torch").info.available else None
+    case = random_case(Architecture.parse("2-tanh-2-identity-1:mse"), batch, seed=4)
+    implementation = wrap(mutant)
+    verdict = judge(implementation, case, judges or available())
+    assert verdict.failed
+    diagnosis = diagnose(implementation, verdict, judges)
+    unmet = _unmet(expected, diagnosis.patterns)
+    assert not unmet and says in diagnosis.summary, f"expected {unmet} to hold, got {diagnosis.patterns}\n{diagnosis}"
+    assert "it needs a batch of more than one" not in diagnosis.summary, "the size threshold says more"

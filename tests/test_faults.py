@@ -2,7 +2,10 @@
 exit code (docs/contract.md), never a traceback and never a pass.
 
 The fake plug-ins are written to a temporary directory: Python classes in a module, and one
-command that misbehaves in the way its first argument names.
+command that misbehaves in the way its first argument names. ``chainrule check`` runs the Python
+ones in a worker process, which checks their answers where the original objects are (a float32
+array, an argument modified in place): the faults and their messages are the same as in-process.
+The worker processes' own endings (exit, signal, memory) are tests/test_isolation.py's.
 """
 
 import gc
@@ -33,11 +36,13 @@ ORACLE = "finite_differences"  # any judge will do for faults; this one needs on
 
 PYTHON_FAKES = '''
 import threading
+from pathlib import Path
+
 import numpy as np
 from chainrule.reference import Reference
 
 RELEASE = threading.Event()  # the test session lets the hung call go at the end
-CALLS = {"Hangs": 0}
+CALLS = Path(__file__).with_name("hangs.calls")  # one line per call of Hangs, in whichever process it runs
 
 
 def right(arch, params, X, Y):
@@ -127,7 +132,8 @@ class Stateful:
 
 class Hangs:
     def loss_and_gradients(self, arch, params, X, Y):
-        CALLS["Hangs"] += 1
+        with CALLS.open("a") as calls:
+            calls.write("called\\n")
         RELEASE.wait(120)
         return right(arch, params, X, Y)
 
@@ -292,13 +298,16 @@ def test_python_plugin_that_cannot_load_exits_2(fakes, capsys, target, message):
 
 
 def test_hung_python_call_is_a_timeout_asked_once_then_retired(fakes, capsys):
-    import chainrule_fakes
-
+    """In its worker process (killed: it is not asked again, nor restarted while shrinking), then
+    in this process (the thread abandoned to the call)."""
+    calls = fakes / "hangs.calls"
+    calls.unlink(missing_ok=True)
     start = time.monotonic()
     code, out, _ = _check(capsys, "chainrule_fakes:Hangs", "--timeout", "0.3")
-    assert code == 1 and "fault (timeout): did not answer within 0.3 s" in out
+    assert code == 1 and "fault (timeout): did not answer within 0.3 s (call 1): its worker process was killed" in out, out
     assert time.monotonic() - start < 10
-    assert chainrule_fakes.CALLS["Hangs"] == 1, "a hung implementation must not be asked again while shrinking"
+    assert calls.read_text().count("\n") == 1, "a hung implementation must not be asked again while shrinking"
+    assert "chainrule_fakes" not in sys.modules, "the judges' process imported the implementation"
     hung = load("chainrule_fakes:Hangs")
     case = Case(Architecture.parse("2-relu-1:mse"), [(np.ones((1, 2)), np.zeros(1))], np.ones((1, 2)), np.ones((1, 1)))
     with pytest.raises(CheckFailure) as caught:
@@ -306,7 +315,7 @@ def test_hung_python_call_is_a_timeout_asked_once_then_retired(fakes, capsys):
     assert caught.value.verdict.fault.kind == "timeout"
     verdict = judge(hung, case, available([ORACLE]))
     assert verdict.fault.kind == "stopped" and "timeout" in verdict.fault.message
-    assert chainrule_fakes.CALLS["Hangs"] == 2
+    assert calls.read_text().count("\n") == 2
     # the others are checked as usual
     assert not judge(load("reference:Reference"), case, available([ORACLE])).failed
 

@@ -27,6 +27,7 @@ from chainrule.sources.faults import LoadError
 from chainrule.sources.implementation import Implementation
 from chainrule.sources.jsonlines import command
 from chainrule.sources.load import ENTRY_POINT_GROUP, entry_point_implementations, entry_point_names, load_entry_point
+from chainrule.sources.worker import WORKER
 from chainrule.status import Status
 
 REPO = Path(__file__).resolve().parents[1]
@@ -189,6 +190,7 @@ def test_api_accepts_a_correct_implementation_and_says_what_was_not_exercised(si
     assert summary.count(Status.AGREE) + summary.count(Status.CONVENTION) + summary.count(Status.NO_EVIDENCE) == len(summary.verdicts)
     assert summary.unexercised == ("leaky_relu", "softplus", "elu", "gelu", "silu", "softmax", "cross_entropy")
     assert "not exercised (outside what it declares it supports): leaky_relu, softplus, elu, gelu, silu, softmax, cross_entropy" in str(summary)
+    assert summary.isolation == WORKER and "not isolated" not in str(summary), "an object that pickles runs in a worker process"
 
 
 def test_api_rejects_a_wrong_implementation_with_an_assertion_naming_the_tensor(site):
@@ -214,6 +216,7 @@ def test_entry_points_are_found_loaded_and_broken_ones_reported(site):
     assert {"demo-good", "demo-wrong", "demo-broken"} <= set(entry_point_names())
     found = dict(entry_point_implementations())
     assert isinstance(found["demo-good"], Implementation) and found["demo-good"].name == "demo-backprop"
+    assert found["demo-good"].isolation == WORKER and found["demo-good"].source.module == "demo_pkg.good"
     assert found["demo-good"].losses == ("mse", "binary_cross_entropy")
     assert isinstance(found["demo-broken"], LoadError) and "No module named 'demo_pkg.missing'" in str(found["demo-broken"])
     from chainrule import crosscheck

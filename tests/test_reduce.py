@@ -2,6 +2,7 @@
 an output) goes while the case still fails."""
 
 import numpy as np
+import pytest
 
 from chainrule.case import Case, random_case
 from chainrule.judge import judge
@@ -64,3 +65,32 @@ def test_budget_bounds_the_tries():
     calls = []
     reduce_case(_case("6-tanh-6-tanh-6-identity-6:mse", batch=4), lambda c: calls.append(c) is not None, budget=7)  # never fails: every candidate is tried
     assert len(calls) == 7
+
+
+def _counting(predicate):
+    calls = []
+
+    def fails(case):
+        calls.append(case)
+        return predicate(case)
+
+    return fails, calls
+
+
+@pytest.mark.parametrize(
+    "arch, batch, edge, expected",
+    [
+        ("129-identity-1:mse", 1, lambda c: c.arch.sizes[0] > 8 and c.arch.sizes[0] % 8 > 0, ((9, 1), 1)),
+        ("1-tanh-127-identity-1:mse", 1, lambda c: c.arch.depth == 2 and c.arch.sizes[1] > 8 and c.arch.sizes[1] % 8 > 0, ((1, 9, 1), 1)),
+        ("1-identity-1:mse", 63, lambda c: c.batch_size > 4 and c.batch_size % 4 > 0, ((1, 1), 5)),
+    ],
+    ids=["inputs-129", "hidden-127", "batch-63"],
+)
+def test_blocks_take_a_size_down_to_its_edge(arch, batch, edge, expected):
+    """A failure at the edge of a tile (more than 8 and not a multiple of 8) or a chunk survives
+    no single removal from 17, 16 + 1: blocks of units or examples (17 -> 9) reach the edge, and in
+    few tries from 129."""
+    fails, calls = _counting(edge)
+    reduced = reduce_case(_case(arch, batch), fails)
+    assert (reduced.arch.sizes, reduced.batch_size) == expected, reduced.describe()
+    assert len(calls) <= 150, f"{len(calls)} tries"

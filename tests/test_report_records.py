@@ -17,6 +17,7 @@ from chainrule.reports.records import (
     Counterexample,
     Disagreement,
     Environment,
+    RangeRow,
     Record,
     Report,
     Settings,
@@ -37,7 +38,7 @@ W, b = np.array([[1.0, -2.0]]), np.array([0.5])
 def _comparison(scale: float):
     """A one-layer answer compared with torch's, off by ``scale`` in dW[0, 1]."""
     expected = OracleGradients(0.25, [(W, b)])
-    exact = Sensitivity([(0 * W, 0 * b)], 0.0)  # no rounding floor: the error is all there is
+    exact = Sensitivity([(0 * W, 0 * b)], 0.0, [(0 * W, 0 * b)])  # no floor: the error is all there is
     return compare(0.25, [(W + np.array([[0.0, scale]]), b)], expected, TORCH, exact)
 
 
@@ -59,6 +60,7 @@ def _report() -> Report:
         ), "text", ""),),
         Article("3-relu-2-identity-2:mse, N=1", ("L", "dL/dw11(2)"), (0.5001125, -1.787775), (ArticleSource("reference", (0.5001125, -1.7877749999999999)), ArticleSource("bad", (), "raised"))),
         "walkthrough\n",
+        (RangeRow("plain", "binary_cross_entropy after sigmoid, z > 0", 30.0, 36.0, "the loss is off by 0.0012", "use log-sigmoid"),),
     )
 
 
@@ -113,7 +115,8 @@ def test_every_field_of_every_record_is_written():
 @pytest.mark.parametrize(
     "statuses, expected",
     [
-        ([Status.AGREE, Status.DISAGREE, Status.ERROR], Status.ERROR),
+        ([Status.AGREE, Status.DISAGREE, Status.ERROR], Status.DISAGREE),  # fifty wrong answers outrank one fault
+        ([Status.AGREE, Status.ERROR], Status.ERROR),
         ([Status.AGREE, Status.CONVENTION, Status.DISAGREE], Status.DISAGREE),
         ([Status.NO_EVIDENCE, Status.AGREE, Status.CONVENTION], Status.AGREE),
         ([Status.NO_EVIDENCE, Status.CONVENTION], Status.CONVENTION),
@@ -121,7 +124,7 @@ def test_every_field_of_every_record_is_written():
         ([Status.SKIPPED, Status.PENDING], Status.SKIPPED),
         ([], Status.PENDING),
     ],
-    ids=["error-first", "disagree-over-agree", "agree-over-weaker", "convention", "no-evidence", "skipped", "nothing"],
+    ids=["disagree-over-error", "error-over-agree", "disagree-over-agree", "agree-over-weaker", "convention", "no-evidence", "skipped", "nothing"],
 )
 def test_overall_takes_the_strongest_status(statuses, expected):
     assert strongest(statuses) is expected

@@ -4,7 +4,6 @@ import dataclasses
 
 import pytest
 
-import chainrule.sources.load
 from chainrule.kinks import rounding_ambiguous
 from chainrule.oracles.base import OracleInfo
 from chainrule.oracles.registry import Registered, available
@@ -26,7 +25,12 @@ def test_installed_entry_points_are_judged_and_a_broken_one_only_reported(monkey
         return wrap(Reference(), name)
 
     monkeypatch.setattr(sources, "entry_point_names", lambda: ["installed", "broken-install"])
-    monkeypatch.setattr(chainrule.sources.load, "load_entry_point", load_entry_point)
+    opened = sources.open_source  # entry points are faked here, where a worker process would not see them
+
+    def open_source(kind, spec, *args, **kwargs):
+        return load_entry_point(spec) if kind == "entry" else opened(kind, spec, *args, **kwargs)
+
+    monkeypatch.setattr(sources, "open_source", open_source)
     plugins, implementations, listed = load_plugins([], [])
     assert [(p.kind, p.spec, p.name) for p in plugins] == [("impl", "chainrule.reference:Reference", "reference"), ("entry", "installed", "reference [installed]")]
     assert [i.name for i in implementations] == ["reference", "reference [installed]"]  # names stay unique: records are keyed by them

@@ -40,17 +40,25 @@ def oracle(request):
     return registered
 
 
-@pytest.mark.parametrize("z", [2.0, 16.6, 30.0])
+@pytest.mark.parametrize("z", [2.0, 16.6, 20.0])
 def test_textbook_loss_from_a_saturated_output_agrees(oracle, z):
     """-log(1 - sigmoid(z)) from a rounded a is e^z eps off (2e-9 at z = 16.6, 1e-10 of L): the
-    loss's rounding sensitivity covers it; the gradients are exact."""
+    loss's noise floor covers it; the gradients are exact."""
     verdict = judge(wrap(TextbookLoss()), _output_at(z), [oracle])
     assert not verdict.failed, verdict.comparisons
 
 
-@pytest.mark.parametrize("z, factor", [(2.0, 1 + 1e-9), (16.6, 1 + 1e-7), (30.0, 1 + 1e-3)])
+@pytest.mark.parametrize("z, factor", [(2.0, 1 + 1e-9), (16.6, 1 + 1e-6), (20.0, 1 + 1e-5)])
 def test_a_loss_off_beyond_its_rounding_is_caught(oracle, z, factor):
     """The floor grows with e^z and no faster: a loss off by more than its rounding is wrong."""
     verdict = judge(wrap(TextbookLoss(factor)), _output_at(z), [oracle])
     assert verdict.failed and all(c.loss_error > 1e-10 for c in verdict.comparisons), verdict.comparisons
     assert not any(c.note for c in verdict.comparisons), "only the loss disagrees: no entry to re-estimate"
+
+
+@pytest.mark.parametrize("z, why", [(30.0, "of the loss"), (37.0, "log 0 in binary_cross_entropy"), (800.0, "log 0 in binary_cross_entropy")])
+def test_beyond_float64_the_case_is_set_aside(oracle, z, why):
+    """Where the plain binary cross-entropy loses its digits (z = 30: 1e-3 of L) or is infinite
+    (z >= 37, sigmoid rounds to 1), the case is no evidence about the chain rule: not asked, not failed."""
+    verdict = judge(wrap(TextbookLoss(2.0)), _output_at(z), [oracle])
+    assert not verdict.failed and not verdict.comparisons and why in verdict.outside, verdict

@@ -14,11 +14,13 @@ FAULT_KINDS = {
     "modified-arguments": "changed the params, X or Y it was given",
     "stateful": "answered the same question twice, differently (state kept between calls)",
     "timeout": "did not answer within the time limit (fatal: never asked again)",
-    "exited": "the command exited or closed its stdout (fatal)",
+    "exited": "the command or worker process exited, with any status, or closed its stdout (fatal)",
+    "crashed": "the command or worker process was killed by a signal: a segfault, an abort, SIGKILL (fatal)",
+    "memory": "the worker process ran out of memory: past its limit (--memory-limit) (fatal)",
     "protocol": "the command wrote something on stdout that is not a response (fatal)",
     "stopped": "not asked: retired after an earlier fatal fault",
 }
-FATAL = frozenset({"timeout", "exited", "protocol", "stopped"})
+FATAL = frozenset({"timeout", "exited", "crashed", "memory", "protocol", "stopped"})
 
 
 class LoadError(Exception):
@@ -46,5 +48,6 @@ class Fault(Exception):
 
     @property
     def fatal(self) -> bool:
-        """True when the source cannot be asked again (it hung, exited or broke the protocol)."""
+        """True when the source cannot be asked again (it hung, exited, crashed, ran out of memory
+        or broke the protocol)."""
         return self.kind in FATAL

@@ -1,5 +1,6 @@
-"""A loaded gradient source: its name, what it declares it supports, its time limit, and the
-worker thread its calls run in."""
+"""A loaded gradient source: its name, what it declares it supports, its time limit, and where
+its calls run: a worker thread of this process (``--in-process``), or a process of its own (a
+command, or a Python implementation's worker process: chainrule.sources.worker)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 
-from chainrule.contract import ACTIVATION_NAMES, LOSS_NAMES, REQUIRED_OUTPUT
+from chainrule.contract import ACTIVATION_NAMES, LOSS_NAMES, REQUIRED_OUTPUT, SUBDIFFERENTIAL
 from chainrule.reference import Architecture
 from chainrule.sources.faults import Fault, LoadError
 
-__all__ = ["DEFAULT_TIMEOUT", "Implementation", "with_timeout", "wrap"]
+__all__ = ["DEFAULT_TIMEOUT", "IN_PROCESS", "Implementation", "declarations", "with_timeout", "wrap"]
 
 DEFAULT_TIMEOUT = 10.0  # seconds per call before a source counts as hung
+IN_PROCESS = "in chainrule's own process"  # Implementation.isolation of one whose calls run in a thread here
 
 
 class _Health:
@@ -83,6 +85,13 @@ class Implementation:
     timeout: float | None = DEFAULT_TIMEOUT
     health: _Health = field(default_factory=_Health, repr=False, compare=False)
     worker: _Worker = field(default_factory=_Worker, repr=False, compare=False)
+    isolation: str = IN_PROCESS  # where its calls run: IN_PROCESS (perhaps with why), or in its own process
+    kink_derivatives: dict[str, float] = field(default_factory=dict, compare=False)  # its declared conventions at z = 0
+
+    @property
+    def isolated(self) -> bool:
+        """True when its calls run in a process of their own (a worker or a command)."""
+        return not self.isolation.startswith(IN_PROCESS)
 
     def supports(self, arch: Architecture) -> bool:
         return arch.loss in self.losses and all(name in self.activations for name in arch.activations)
@@ -115,7 +124,7 @@ class Implementation:
             ) from None
 
     def close(self) -> None:
-        """Release what the source holds (a command's process); Python sources need nothing."""
+        """Release what the source holds (a command's or a worker's process); Python sources in this process need nothing."""
         close = getattr(self.source, "close", None)
         if callable(close):
             close()
@@ -148,13 +157,42 @@ def _declared(source: object, kind: str, label: str) -> tuple[str, ...]:
     return declared
 
 
-def wrap(source: object, name: str | None = None) -> Implementation:
-    """An Implementation around any contract object (optional ``activations``/``losses`` attributes)."""
+def _kink_derivatives(source: object, label: str) -> dict[str, float]:
+    """Its declared d sigma/dz at z = 0 (docs/contract.md, "Non-differentiable points"); LoadError
+    for a name without a kink, a value that is not a number, or one outside the subdifferential."""
+    declared = getattr(source, "kink_derivatives", None)
+    if declared is None:
+        return {}
+    if not isinstance(declared, dict):
+        raise LoadError(f"{label}: kink_derivatives must be a dict such as {{'relu': 0.5}}, got {declared!r}")
+    checked = {}
+    for name, value in declared.items():
+        if name not in SUBDIFFERENTIAL:
+            raise LoadError(f"{label}: kink_derivatives names {name!r}, which has no kink (kinked: {', '.join(SUBDIFFERENTIAL)})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise LoadError(f"{label}: kink_derivatives[{name!r}] must be a number, got {value!r}")
+        low, high = SUBDIFFERENTIAL[name]
+        if not low <= value <= high:
+            raise LoadError(f"{label}: kink_derivatives[{name!r}] = {value!r} is outside [{low:g}, {high:g}], the one-sided slopes at 0")
+        checked[name] = float(value)
+    return checked
+
+
+def declarations(source: object, name: str | None = None) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(name, activations, losses) of a contract object; LoadError if it has no loss_and_gradients
+    or declares names the contract does not know."""
     label = name or repr(source)
     if not callable(getattr(source, "loss_and_gradients", None)):
         raise LoadError(f"{label} has no loss_and_gradients method")
     activations = _declared(source, "activations", label)
     losses = _declared(source, "losses", label)
+    return str(getattr(source, "name", None) or name or type(source).__name__), activations, losses
+
+
+def wrap(source: object, name: str | None = None, isolation: str = IN_PROCESS) -> Implementation:
+    """An Implementation around any contract object (optional ``activations``/``losses`` attributes)."""
+    label = name or repr(source)
+    called, activations, losses = declarations(source, name)
     from hypothesis.errors import InvalidArgument
 
     from chainrule.strategies import architectures
@@ -163,4 +201,4 @@ def wrap(source: object, name: str | None = None) -> Implementation:
         architectures(activations=activations, losses=losses)
     except InvalidArgument as error:
         raise LoadError(f"{label}: nothing it declares can be checked: {error}") from None
-    return Implementation(str(getattr(source, "name", None) or name or type(source).__name__), source, activations, losses)
+    return Implementation(called, source, activations, losses, isolation=isolation, kink_derivatives=_kink_derivatives(source, label))

@@ -14,8 +14,8 @@ float64, so nothing is lost on the way. The command line is split as a shell wou
 Every way a command can go wrong is a Fault (see ``chainrule.sources.faults.FAULT_KINDS``): an
 ``{"error": ...}`` answer, a malformed answer (wrong layers, shapes, types, null for NaN), and
 the fatal ones after which its process is killed and it is not asked again: no answer within
-the time limit, the process exiting, or a line on stdout that is not a response (a debug
-print, broken or truncated JSON). A command that cannot be started, or that does not answer
+the time limit, the process exiting or killed by a signal, or a line on stdout that is not a
+response (a debug print, broken or truncated JSON). A command that cannot be started, or that does not answer
 the describe request properly, is a LoadError (exit code 2).
 """
 
@@ -29,6 +29,7 @@ import re
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import weakref
 
@@ -37,7 +38,7 @@ import numpy as np
 from chainrule.sources.faults import Fault, LoadError
 from chainrule.sources.implementation import DEFAULT_TIMEOUT, Implementation, with_timeout, wrap
 
-__all__ = ["STARTUP_TIMEOUT", "Command", "command", "encode_request", "decode_response"]
+__all__ = ["STARTUP_TIMEOUT", "Command", "command", "decode_response", "encode_request", "signal_meaning"]
 
 STARTUP_TIMEOUT = 30.0  # seconds for the first answer: an interpreter or a JIT may start slowly
 MAX_LINE = 1 << 24  # bytes; a longer line is a protocol fault
@@ -45,6 +46,27 @@ STDERR_LINES = 40  # last lines of the command's stderr kept for messages
 SHOWN = 80  # characters of an offending stdout line quoted in a message
 _OWN = object()  # "the command's own time limit"
 _STDOUT_RULE = "stdout must carry one JSON response per line and nothing else (write logs to stderr)"
+
+
+# What the signals a process most often dies of mean, for the messages.
+_SIGNALS = {
+    "SIGSEGV": "a segmentation fault: an invalid memory access, e.g. in C code",
+    "SIGBUS": "a bus error: an invalid memory access, e.g. in C code",
+    "SIGABRT": "aborted, e.g. by a failed check in C or C++ code, or memory exhausted there",
+    "SIGFPE": "a floating-point or integer-division trap in C code",
+    "SIGILL": "an illegal instruction",
+    "SIGKILL": "sent by itself, another process, or the kernel's out-of-memory killer",
+    "SIGTERM": "sent by itself or another process",
+}
+
+
+def signal_meaning(number: int) -> str:
+    """``SIGSEGV, a segmentation fault: ...`` for 11, as far as this platform names it."""
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        return "an unknown signal"
+    return f"{name}, {_SIGNALS[name]}" if name in _SIGNALS else name
 
 
 def _shown(text: str) -> str:
@@ -92,10 +114,10 @@ def decode_response(response: dict) -> tuple[object, list[tuple[object, object]]
     return loss, pairs
 
 
-def _pump_lines(stream, lines: queue.Queue) -> None:
+def _pump_lines(stream, lines: queue.Queue, max_line: int = MAX_LINE) -> None:
     """Every line of the command's stdout into ``lines``, then None for end of file."""
     try:
-        while line := stream.readline(MAX_LINE):
+        while line := stream.readline(max_line):
             lines.put(line)
     except (OSError, ValueError):
         pass
@@ -103,12 +125,16 @@ def _pump_lines(stream, lines: queue.Queue) -> None:
         lines.put(None)
 
 
-def _pump_tail(stream, tail: collections.deque) -> None:
-    """The command's stderr, drained as it comes (a full pipe would stall it), its last lines kept."""
+def _pump_tail(stream, tail: collections.deque, echo: bool = False) -> None:
+    """The command's stderr, drained as it comes (a full pipe would stall it), its last lines kept;
+    with ``echo``, also written to this process's stderr as it comes."""
     try:
         while line := stream.readline(MAX_LINE):
             tail.append(line)
-    except (OSError, ValueError):
+            if echo:
+                sys.stderr.write(line.decode("utf-8", "replace"))
+                sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):  # a pipe or a stderr closed (or None) under it
         pass
 
 
@@ -142,7 +168,13 @@ class Command:
 
     enforces_timeout = True  # plugins.answer passes the time limit instead of running it in a thread
 
-    def __init__(self, spec: str, timeout: float | None = DEFAULT_TIMEOUT):
+    max_line = MAX_LINE  # bytes in one line on its stdout, at most
+    _describing = 'the first request, {"describe": true}'  # the describe request, in messages
+    echo_stderr = False  # its stderr is only kept for the messages, not shown
+    pumps_stdout = True  # a thread reads its stdout into a queue (see _next_line)
+
+    def __init__(self, spec: str, timeout: float | None = DEFAULT_TIMEOUT, argv: list[str] | None = None):
+        """Start ``spec`` (split into ``argv`` as a shell would, unless ``argv`` is given)."""
         self.spec = spec
         self.timeout = timeout
         self.name: str | None = None
@@ -150,10 +182,11 @@ class Command:
         self.losses: tuple[str, ...] | None = None
         self.requests = 0  # questions asked so far (the describe request not counted)
         self._dead: Fault | None = None
-        try:
-            argv = shlex.split(spec)
-        except ValueError as error:
-            raise LoadError(f"{spec!r}: cannot split the command line: {error}") from None
+        if argv is None:
+            try:
+                argv = shlex.split(spec)
+            except ValueError as error:
+                raise LoadError(f"{spec!r}: cannot split the command line: {error}") from None
         if not argv:
             raise LoadError("--cmd: got an empty command")
         try:
@@ -164,10 +197,14 @@ class Command:
             raise LoadError(f"{spec}: cannot start {argv[0]!r}: {error.strerror or error}") from None
         self._lines: queue.Queue = queue.Queue()
         self._stderr: collections.deque = collections.deque(maxlen=STDERR_LINES)
-        threads = [
-            threading.Thread(target=_pump_lines, args=(self._process.stdout, self._lines), daemon=True, name=f"chainrule stdout: {spec}"),
-            threading.Thread(target=_pump_tail, args=(self._process.stderr, self._stderr), daemon=True, name=f"chainrule stderr: {spec}"),
-        ]
+        self._stderr_thread = threading.Thread(
+            target=_pump_tail, args=(self._process.stderr, self._stderr, self.echo_stderr), daemon=True, name=f"chainrule stderr: {spec}"
+        )
+        threads = [self._stderr_thread]
+        if self.pumps_stdout:
+            threads.append(threading.Thread(
+                target=_pump_lines, args=(self._process.stdout, self._lines, self.max_line), daemon=True, name=f"chainrule stdout: {spec}"
+            ))
         for thread in threads:
             thread.start()
         self._threads = threads
@@ -199,12 +236,27 @@ class Command:
         errors = [line for line in lines if re.match(r"^[\w.$]*(Error|Exception|Exit|Interrupt|Panic|panic)\b", line)]
         return (errors or lines or [""])[-1][:200]
 
-    def _exit_status(self) -> str:
+    def _ended(self, what: str) -> Fault:
+        """Its stdout closed: the fault saying how it ended ("exited" with its status, "crashed" by
+        a signal), with the last of its stderr (read to its end when it has exited)."""
         try:
             code = self._process.wait(2.0)
         except subprocess.TimeoutExpired:
-            return "closed its stdout"
-        return f"exited with status {code}" if code >= 0 else f"was killed by signal {-code}"
+            return Fault("exited", self._with_stderr(self._ending("closed its stdout", what)))
+        self._stderr_thread.join(1.0)  # the rest of its stderr
+        if code >= 0:
+            return Fault("exited", self._with_stderr(self._ending(f"exited with status {code}", what)))
+        return Fault("crashed", self._with_stderr(self._ending(f"was killed by signal {-code} ({signal_meaning(-code)})", what)))
+
+    def _next_line(self, timeout: float | None) -> bytes | None:
+        """Its next line on stdout (None at its end; queue.Empty after ``timeout`` seconds)."""
+        return self._lines.get(timeout=timeout)
+
+    def _ending(self, status: str, what: str) -> str:
+        return f"{status} before answering {what}"
+
+    def _timed_out(self, timeout: float, what: str) -> Fault:
+        return Fault("timeout", self._with_stderr(f"did not answer {what} within {timeout:g} s: killed"))
 
     def _with_stderr(self, message: str) -> str:
         tail = self.stderr_tail()
@@ -216,22 +268,24 @@ class Command:
         self._dead = fault
         return fault
 
-    def _read(self, request: str, timeout: float | None, what: str) -> object:
-        """Send one request line and read one line back, parsed; a fatal Fault for no answer or no JSON."""
+    def _read(self, request: str | None, timeout: float | None, what: str) -> object:
+        """Send one request line (None: none, read the next line) and read one line back, parsed;
+        a fatal Fault for no answer or no JSON."""
         if self._dead is not None:
             raise Fault("stopped", f"not asked: the command was stopped earlier ({self._dead.kind}: {self._dead.message})")
         try:
-            self._process.stdin.write(request.encode())
-            self._process.stdin.flush()
-            line = self._lines.get(timeout=timeout)
+            if request is not None:
+                self._process.stdin.write(request.encode())
+                self._process.stdin.flush()
+            line = self._next_line(timeout)
         except (OSError, ValueError):
             line = None  # it is gone: say how below
         except queue.Empty:
-            raise self._retire(Fault("timeout", self._with_stderr(f"did not answer {what} within {timeout:g} s: killed"))) from None
+            raise self._retire(self._timed_out(timeout, what)) from None
         if line is None:
-            raise self._retire(Fault("exited", self._with_stderr(f"{self._exit_status()} before answering {what}")))
-        if len(line) >= MAX_LINE and not line.endswith(b"\n"):
-            raise self._retire(Fault("protocol", f"wrote a line longer than {MAX_LINE} bytes on stdout while answering {what}"))
+            raise self._retire(self._ended(what))
+        if len(line) >= self.max_line and not line.endswith(b"\n"):
+            raise self._retire(Fault("protocol", f"wrote a line longer than {self.max_line} bytes on stdout while answering {what}"))
         text = line.decode("utf-8", "replace").strip()
         try:
             return json.loads(text)
@@ -253,13 +307,18 @@ class Command:
 
     def describe(self, timeout: float | None = STARTUP_TIMEOUT) -> None:
         """Ask ``{"describe": true}``: its name and the activations and losses it supports (LoadError if it cannot say)."""
-        what = 'the first request, {"describe": true}'
+        what = self._describing
         try:
             reply = self._read('{"describe":true}\n', timeout, what)
             if not isinstance(reply, dict):
                 raise self._retire(Fault("protocol", f"answered {what} with {_shown(json.dumps(reply))}: expected an object"))
         except Fault as fault:
             raise LoadError(f"{self.spec}: {fault.message}") from None
+        self._described(reply)
+
+    def _described(self, reply: dict) -> None:
+        """Takes its name, what it supports and its kink conventions from the describe reply (LoadError
+        if they make no sense)."""
         if "error" in reply:
             return  # no name given, everything supported
         name, activations, losses = reply.get("name"), reply.get("activations"), reply.get("losses")
@@ -271,6 +330,8 @@ class Command:
         self.name = name
         self.activations = tuple(activations) if activations is not None else None
         self.losses = tuple(losses) if losses is not None else None
+        if reply.get("kink_derivatives") is not None:  # checked as any declaration is, when wrapped
+            self.kink_derivatives = reply["kink_derivatives"]
 
     def loss_and_gradients(self, arch, params, X, Y, timeout=_OWN):
         """The contract's question, over the pipe; ``timeout`` overrides the command's own limit."""
@@ -288,7 +349,7 @@ def command(spec: str, timeout: float | None = DEFAULT_TIMEOUT, startup_timeout:
     process = Command(spec, timeout)
     try:
         process.describe(startup_timeout)
-        implementation = wrap(process, name=spec)
+        implementation = wrap(process, name=spec, isolation="a process of its own (a command)")
     except LoadError:
         process.close()
         raise

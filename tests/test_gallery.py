@@ -1,0 +1,129 @@
+"""Zero false alarms: the gallery's correct implementations, written the way their authors write
+them (tests/gallery: the article literally in numpy, a micrograd-style scalar engine, HIPS
+autograd, mygrad, plain JavaScript), are accepted by ``crosscheck`` and by ``chainrule check``;
+each member's one injected bug is rejected, the wrong tensor named.
+
+A rejection here of a correct member is a false alarm of the engine, never a reason to harden
+the member. ``tests/gallery/sweep.py`` runs the same members on more seeds and examples.
+"""
+
+import importlib
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chainrule import Architecture, CheckFailure, crosscheck
+from tests.gallery import BUGGED, MEMBERS
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = 60  # for crosscheck; then one coverage case per declared pairing (108 for the whole contract)
+COMMAND_EXAMPLES = 30  # the command is the way in: fewer, and another seed than crosscheck's
+CROSSCHECK_SEED = 11
+COMMAND_SEED = 12
+BUG_SEED = 13
+JUDGE = "finite_differences"  # rejections are shown against one judge (numpy only): shrinking asks it hundreds of times
+LIBRARIES = ("autograd", "mygrad")  # members named after the package they need
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+
+# What each bug breaks: the activation whose σ' is wrong, or None when the output layer's σ' is
+# left out (then the output layer is the first wrong one, whatever its activation).
+BROKEN_ACTIVATION = {
+    "article_numpy": "tanh",
+    "scalar_engine": "tanh",
+    "autograd": "softplus",
+    "mygrad": "gelu",
+    "plain_js": None,
+}
+
+
+def member_params(table):
+    """One pytest param per member: Node.js ones skipped without node, autograd and mygrad without
+    their packages (the ``test`` extra installs them)."""
+    params = []
+    for member, arguments in table.items():
+        marks = [needs_node] if arguments[0] == "--cmd" else []
+        if member in LIBRARIES and importlib.util.find_spec(member) is None:
+            marks.append(pytest.mark.skip(reason=f"{member} is not installed (pip install -e '.[test]')"))
+        params.append(pytest.param(member, arguments, id=member, marks=marks))
+    return params
+
+
+def implementation(arguments):
+    """The member itself: an instance for MODULE:ATTR, a started command for ``--cmd``."""
+    if arguments[0] == "--cmd":
+        from chainrule.sources.jsonlines import command
+
+        return command(arguments[1])
+    module, _, attribute = arguments[0].partition(":")
+    return getattr(importlib.import_module(module), attribute)()
+
+
+def check(arguments, *options):
+    """``chainrule check`` run from the repository root: (exit code, stdout and stderr)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "chainrule", "check", *arguments, *options],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def wrong_tensors(message: str) -> tuple[Architecture, set[tuple[int, str]]]:
+    """The counterexample's architecture and the (layer, "W" or "b") it names as differing."""
+    case = re.search(r" is wrong on (\S+), N=\d+", message)
+    assert case, f"got no counterexample, expected one:\n{message}"
+    named = {(int(layer), kind) for kind, layer, count in re.findall(r"dL/d([Wb])\[layer (\d+)\]: (\d+) of \d+ entries differ", message)
+             if int(count) > 0}
+    return Architecture.parse(case.group(1)), named
+
+
+def assert_rejected_naming_the_bug(member: str, name: str, message: str):
+    """The failure is ``name``'s, and the first wrong tensor from the output back is the layer the
+    bug breaks: the last layer with the broken activation (or the output layer), not one above it."""
+    assert message.startswith(f"{name} is wrong on "), message
+    assert "fault (" not in message, f"got a contract fault, expected wrong gradients:\n{message}"
+    arch, named = wrong_tensors(message)
+    broken = BROKEN_ACTIVATION[member]
+    if broken is None:
+        assert arch.activations[-1] != "identity", f"identity's σ' is 1, leaving it out is no bug:\n{message}"
+        layer = len(arch.activations)
+    else:
+        assert broken in arch.activations, f"got {arch.activations}, expected {broken} in the counterexample:\n{message}"
+        layer = max(l for l, activation in enumerate(arch.activations, start=1) if activation == broken)
+    assert named, f"got no tensor named as differing:\n{message}"
+    assert max(l for l, _ in named) == layer, f"got {sorted(named)} named, expected layer {layer} to be the first wrong one:\n{message}"
+
+
+@pytest.mark.parametrize("member, arguments", member_params(MEMBERS))
+def test_crosscheck_accepts_a_correct_member(member, arguments):
+    source = implementation(arguments)
+    try:
+        summary = crosscheck(source, examples=EXAMPLES, seed=CROSSCHECK_SEED)
+    finally:
+        getattr(source, "close", lambda: None)()
+    assert summary.verdicts and not summary.unexercised, str(summary)
+
+
+@pytest.mark.parametrize("member, arguments", member_params(MEMBERS))
+def test_check_command_accepts_a_correct_member(member, arguments):
+    code, output = check(arguments, "--examples", str(COMMAND_EXAMPLES), "--seed", str(COMMAND_SEED))
+    assert code == 0, output
+    assert "not exercised" not in output, output
+
+
+@pytest.mark.parametrize("member, arguments", member_params(BUGGED))
+def test_a_bugged_member_is_rejected_with_the_wrong_tensor_named(member, arguments):
+    if arguments[0] == "--cmd":  # through the command line, as a JSON-lines user meets it
+        code, message = check(arguments, "--examples", str(EXAMPLES), "--seed", str(BUG_SEED), "--oracles", JUDGE)
+        assert code == 1, message
+        name = "plain-js (bug: no sigma' at the output)"
+    else:
+        source = implementation(arguments)
+        with pytest.raises(CheckFailure) as failure:
+            crosscheck(source, examples=EXAMPLES, seed=BUG_SEED, oracles=[JUDGE])
+        message, name = str(failure.value), source.name
+    assert_rejected_naming_the_bug(member, name, message)

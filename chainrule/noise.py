@@ -108,14 +108,17 @@ def _loss(run: _Run, loss: str, a: np.ndarray, Y: np.ndarray, N: int):
     if loss == "cross_entropy":
         log_a = r(np.log(a), "log 0 in cross_entropy (a softmax probability underflows to 0)")
         L = r(-(r(Y * log_a, "0 log 0 in cross_entropy")).sum(axis=(-2, -1)) / N, "cross_entropy")
-        return L, r(-r(Y / a, "y / 0 in cross_entropy's dL/da") / N, "cross_entropy")
+        inverse = r(1.0 / a, "1 / a overflows in cross_entropy's dL/da (a softmax probability is subnormal)")
+        return L, r(-r(Y * inverse, "cross_entropy") / N, "cross_entropy")
     one_minus = r(1.0 - a, "binary_cross_entropy")
     terms = r(r(Y * r(np.log(a), "log 0 in binary_cross_entropy (sigmoid rounds to 0)"), "binary_cross_entropy")
               + r((1.0 - Y) * r(np.log(one_minus), "log 0 in binary_cross_entropy (sigmoid rounds to 1)"), "binary_cross_entropy"),
               "binary_cross_entropy")
     L = r(-terms.sum(axis=(-2, -1)) / N, "binary_cross_entropy")
-    dA = r(r(-Y / a, "y / 0 in binary_cross_entropy's dL/da") + r((1.0 - Y) / one_minus, "1 / (1 - a) with a = 1 in binary_cross_entropy's dL/da"),
-           "binary_cross_entropy")
+    # 1/a and 1/(1 - a) as autodiff of log forms them: they overflow before y/a does
+    inverse = r(1.0 / a, "1 / a overflows in binary_cross_entropy's dL/da (sigmoid is subnormal)")
+    inverse_one_minus = r(1.0 / one_minus, "1 / (1 - a) overflows in binary_cross_entropy's dL/da (sigmoid rounds to 1)")
+    dA = r(r(-Y * inverse, "binary_cross_entropy") + r((1.0 - Y) * inverse_one_minus, "binary_cross_entropy"), "binary_cross_entropy")
     return L, r(dA / N, "binary_cross_entropy")
 
 

@@ -167,3 +167,14 @@ class ShuffledSums(PlainSigmoidBCE):
 def test_rounding_that_varies_between_calls_is_not_state():
     summary = crosscheck(ShuffledSums(), examples=100, seed=5)
     assert summary.count(Status.AGREE) > 0
+
+
+def test_a_subnormal_probability_is_outside_the_domain():
+    """Logits 712 apart: the smaller softmax probability is subnormal, 1/a overflows in the
+    autodiff of -log a (a scalar engine returned NaN there): no evidence about the chain rule."""
+    from chainrule.case import Case
+    from chainrule.evidence import evidence
+    from chainrule.reference import Architecture
+
+    case = Case(Architecture.parse("1-softmax-2:cross_entropy"), [(np.array([[356.0], [-356.0]]), np.zeros(2))], np.ones((1, 1)), np.array([[0.5, 0.5]]))
+    assert "subnormal" in evidence(case).set_aside

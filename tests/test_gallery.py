@@ -127,3 +127,24 @@ def test_a_bugged_member_is_rejected_with_the_wrong_tensor_named(member, argumen
             crosscheck(source, examples=EXAMPLES, seed=BUG_SEED, oracles=[JUDGE])
         message, name = str(failure.value), source.name
     assert_rejected_naming_the_bug(member, name, message)
+
+
+def _suite(members: dict) -> subprocess.CompletedProcess:
+    """The shipped property suite (tests/suite = chainrule.suite) run on these members."""
+    options = []
+    for name, spec in members.items():
+        if spec[0] == "--cmd" and shutil.which("node") is None:
+            continue
+        if name in ("autograd", "mygrad") and importlib.util.find_spec(name) is None:
+            continue
+        options += ["--chainrule-cmd", spec[1]] if spec[0] == "--cmd" else ["--chainrule-impl", spec[0]]
+    argv = [sys.executable, "-m", "pytest", "tests/suite", "-p", "no:cacheprovider", "-p", "no:xdist", "-q",
+            "--chainrule-no-entry-points", "--chainrule-examples", "20", *options]
+    return subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=600)
+
+
+def test_the_shipped_suite_accepts_the_gallery_and_rejects_its_bugs():
+    run = _suite(MEMBERS)
+    assert run.returncode == 0 and " passed" in run.stdout, run.stdout[-3000:]
+    run = _suite({"article_numpy": BUGGED["article_numpy"]})
+    assert run.returncode == 1 and "ArticleNumpyWrongTanh" in run.stdout, run.stdout[-3000:]

@@ -35,7 +35,7 @@ RATIOS = (
     "reference_over_torch_tiny", "reference_over_torch_small", "reference_over_torch_medium",
     "reference_over_torch_large", "reference_over_forward_large", "fd_speedup_over_naive_small",
     "fd_speedup_over_naive_medium", "randomized_over_torch_fast_large", "crosscheck_per_second_small",
-    "crosscheck_per_second_small_in_process",
+    "crosscheck_per_second_small_in_process", "crosscheck_float32_over_float64_small",
 )
 TARGETS = {  # the issue's targets: (comparison, bound)
     "reference_over_torch_tiny": ("<=", 0.3), "reference_over_torch_small": ("<=", 0.3),
@@ -327,22 +327,26 @@ def _crosscheck(plan: Plan, figures: dict, notes: list[str]) -> None:
     """Seconds per small architecture judged against every available oracle: the generated ones
     and the coverage cases judged after them (one per declared pairing), over the whole run; the
     reference in a worker process (as every Python implementation runs by default) and, on the
-    same cases, in this process (``--in-process``). The worker's start is timed apart."""
+    same cases, in this process (``--in-process``), and in this process judged in float32 (its
+    cases rounded to float32, floors of float32's noise). The worker's start is timed apart."""
     from chainrule.oracles.registry import available
     from chainrule.search import crosscheck
+    from chainrule.sources.implementation import with_precision
     from chainrule.sources.load import REFERENCE, open_source
 
     start = time.perf_counter()
     isolated = open_source("impl", REFERENCE)
     started = Figure("worker process start", "small", [time.perf_counter() - start], "python -m chainrule.sources.serve: imports, load, describe")
     in_process = open_source("impl", REFERENCE, isolate=False)
+    float32 = with_precision(in_process, "float32")
     try:
         start = time.perf_counter()
-        for implementation in (isolated, in_process):
+        for implementation in (isolated, in_process, float32):
             crosscheck(implementation, examples=5, seed=plan.seed)  # imports, oracle construction, JAX compilation
         warm = time.perf_counter() - start
         names = ", ".join(r.info.name for r in available())
-        runs = [(Figure("crosscheck per architecture", "small"), isolated), (Figure("crosscheck per architecture, in-process", "small"), in_process)]
+        runs = [(Figure("crosscheck per architecture", "small"), isolated), (Figure("crosscheck per architecture, in-process", "small"), in_process),
+                (Figure("crosscheck per architecture, in-process, float32", "small"), float32)]
         for run in range(plan.crosscheck_repeats):  # interleaved: both share the machine's load
             for figure, implementation in runs:
                 start = time.perf_counter()
@@ -350,7 +354,7 @@ def _crosscheck(plan: Plan, figures: dict, notes: list[str]) -> None:
                 judged = len(summary.verdicts) + len(summary.covered)
                 figure.seconds.append((time.perf_counter() - start) / max(1, judged))
                 figure.note = (
-                    f"{'in this process' if implementation is in_process else 'in a worker process'}, against {names}; "
+                    f"{'in a worker process' if implementation is isolated else 'in this process'}, in {implementation.precision}, against {names}; "
                     f"{len(summary.verdicts)} generated + {len(summary.covered)} coverage cases a run; warm-up {warm:.1f} s excluded"
                 )
     finally:
@@ -379,6 +383,8 @@ def _ratios(figures: dict) -> dict[str, tuple[float, float]]:
                          ("crosscheck_per_second_small_in_process", "crosscheck per architecture, in-process")):
         crosscheck = figures.get((figure, "small"))
         ratios[name] = (1.0 / crosscheck.min, 1.0 / crosscheck.median) if crosscheck else (float("nan"),) * 2
+    ratios["crosscheck_float32_over_float64_small"] = ratio(
+        ("crosscheck per architecture, in-process, float32", "small"), ("crosscheck per architecture, in-process", "small"))
     return ratios
 
 

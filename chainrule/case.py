@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chainrule.precision import Precision
 from chainrule.reference import Architecture
 
 __all__ = ["Case", "random_case", "work"]
@@ -33,6 +34,15 @@ class Case:
     def work(self) -> int:
         """N x parameters (``work``)."""
         return work(self.arch, self.batch_size)
+
+    def in_precision(self, precision: Precision) -> "Case":
+        """The case with every value rounded to ``precision`` (itself when all are representable
+        there): what a source declaring that precision is asked, so that its own rounding of the
+        inputs never counts against it."""
+        arrays = [a for pair in self.params for a in pair] + [self.X, self.Y]
+        if all(precision.representable(a) for a in arrays):
+            return self
+        return Case(self.arch, [(precision.round(W), precision.round(b)) for W, b in self.params], precision.round(self.X), precision.round(self.Y))
 
     def describe(self) -> str:
         """Short label for messages and test ids: ``3-relu-2-identity-2:mse, N=1``."""

@@ -14,6 +14,7 @@ import sys
 from functools import partial
 
 from chainrule import __version__
+from chainrule.contract import PRECISION_NAMES
 from chainrule.status import Exit
 
 __all__ = ["main", "build_parser"]
@@ -81,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="numerical-range findings (where it stops being finite or within rounding) fail the check (exit 1) instead of warning",
     )
     check.add_argument("--json", action="store_true", help="the verdict as one JSON document on stdout (chainrule.jsonverdict)")
+    _oracle_options(check)
+    check.add_argument(
+        "--precision", choices=PRECISION_NAMES, default=None,
+        help="judge it in this precision (default: the one it declares, else float64): cases exactly representable there, "
+        "noise floors of the article's formulas evaluated there",
+    )
     check.add_argument(
         "--in-process", action="store_true",
         help="run a Python implementation in chainrule's own process (for debugging, e.g. under pdb) instead of a worker process",
@@ -98,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = verbs.add_parser("report", help="HTML agreement report: DIR/index.html and DIR/results.json")
     report.add_argument("--impl", action="append", default=[], metavar="MODULE:ATTR")
     report.add_argument("--cmd", action="append", default=[], metavar="COMMAND")
+    _oracle_options(report)
     report.add_argument("--out", default="reports/out", metavar="DIR")
     report.add_argument("--examples", type=_count, default=100)
     report.add_argument("--seed", type=int, default=0)
@@ -107,11 +115,45 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("arch", nargs="?", metavar="ARCH", help="e.g. 3-relu-2-identity-2:mse (default: the article's network)")
     explain.add_argument("--seed", type=int, default=0)
 
-    verbs.add_parser("oracles", help="which oracles are available here, with versions")
+    oracles = verbs.add_parser("oracles", help="which oracles are available here, with versions, and the plugged-in ones with their qualification")
+    _oracle_options(oracles)
+    oracles.add_argument("--seed", type=int, default=0, help="seed of the plugged-in oracles' qualification runs (default 0)")
 
     bench = verbs.add_parser("bench", help="speed of the reference, the oracles and the checks, as ratios")
     bench.add_argument("--quick", action="store_true", help="a reduced set, under a minute")
     return parser
+
+
+def _oracle_options(parser) -> None:
+    parser.add_argument(
+        "--oracle", action="append", default=[], metavar="MODULE:ATTR",
+        help="plug in this Python source as an oracle (repeatable): it judges once it passes a qualification run against the built-in oracles",
+    )
+    parser.add_argument("--oracle-cmd", action="append", default=[], metavar="COMMAND", help="plug in this JSON-lines command as an oracle (repeatable)")
+
+
+def _plugged_specs(args) -> list[tuple[str, str]]:
+    """(kind, spec) of every plugged-in oracle: each --oracle, each --oracle-cmd, then every one
+    installed under the entry-point group chainrule.oracles."""
+    from chainrule.plugged import installed_oracle_names
+
+    return ([("impl", spec) for spec in args.oracle] + [("cmd", spec) for spec in args.oracle_cmd]
+            + [("entry", name) for name in installed_oracle_names()])
+
+
+def _open_oracles(args, timeout: float | None = None, isolate: bool = True, memory_limit: int | None = None) -> list:
+    """Every plugged-in oracle, loaded or started (LoadError, after closing those already open, when one cannot be)."""
+    from chainrule.plugged import open_oracle
+
+    opened = []
+    try:
+        for kind, spec in _plugged_specs(args):
+            opened.append(open_oracle(kind, spec, timeout, isolate=isolate, memory_limit=memory_limit))
+    except BaseException:
+        for oracle in opened:
+            oracle.close()
+        raise
+    return opened
 
 
 def _oracles(args) -> int:
@@ -124,6 +166,7 @@ def _oracles(args) -> int:
         state = f"{info.framework} {info.version}" if info.available else f"unavailable: {info.reason}"
         kind = "exact" if info.exact else "approximate"
         print(f"{info.name:<20} {kind:<12} {state}")
+    code = _plugged_oracles(args)
     plugged = entry_point_implementations()
     print(f"\nplugged-in implementations (entry points, group {ENTRY_POINT_GROUP}): {len(plugged) or 'none installed'}")
     for name, loaded in plugged:
@@ -134,7 +177,39 @@ def _oracles(args) -> int:
             module = getattr(loaded.source, "module", None) or type(loaded.source).__module__  # a worker's: as it reported
             print(f"{name:<20} {'plug-in':<12} {loaded.name} ({module}){limits}")
             loaded.close()
-    return Exit.AGREE
+    return code
+
+
+def _plugged_oracles(args) -> Exit:
+    """``oracles``: each plugged-in oracle (--oracle, --oracle-cmd, entry points in chainrule.oracles)
+    with what it declares, qualified against the available built-in ones: exit 2 if one cannot
+    be loaded or fails qualification."""
+    from chainrule.oracles.registry import available
+    from chainrule.plugged import ENTRY_POINT_GROUP, Disqualified, declared, open_oracle, qualify
+    from chainrule.search import crosscheck
+    from chainrule.sources.faults import LoadError
+
+    specs, code = _plugged_specs(args), Exit.AGREE
+    print(f"\nplugged-in oracles (--oracle, --oracle-cmd, entry points in group {ENTRY_POINT_GROUP}): {len(specs) or 'none'}")
+    for kind, spec in specs:
+        try:
+            oracle = open_oracle(kind, spec)
+        except LoadError as error:
+            print(f"{spec:<20} {'error':<12} cannot load: {error}")
+            code = Exit.USAGE
+            continue
+        try:
+            print(f"{oracle.info.name:<20} {'plugged in':<12} {spec}: {declared(oracle)}")
+            try:
+                print(f"{'':<33}{qualify(oracle, available(), args.seed, crosscheck)}")
+            except Disqualified as error:
+                head = str(error).split("\n\n")
+                print(f"{'':<33}{head[0]}")
+                print("\n".join(f"{'':<33}{line}" for line in head[1].splitlines()[:12]) if len(head) > 1 else "")
+                code = Exit.USAGE
+        finally:
+            oracle.close()
+    return code
 
 
 def _check(args) -> int:
@@ -165,42 +240,54 @@ def _usage_error(message: str, implementation: str | None, verdict) -> int:
 
 
 def _judge(args, verdict) -> int:
-    from chainrule.jsonverdict import agreed, failed, problem
+    from chainrule.jsonverdict import agreed, disqualified, failed, problem
     from chainrule.oracles.registry import available
+    from chainrule.plugged import Disqualified
     from chainrule.search import CheckFailure, NoOracle, crosscheck
     from chainrule.sources.faults import LoadError
+    from chainrule.sources.implementation import with_precision
     from chainrule.sources.load import open_source
 
     kind, spec = ("cmd", args.cmd) if args.cmd is not None else ("impl", args.target)
     try:
-        implementation = open_source(kind, spec, args.timeout, isolate=not args.in_process, memory_limit=args.memory_limit)
+        implementation = with_precision(open_source(kind, spec, args.timeout, isolate=not args.in_process, memory_limit=args.memory_limit), args.precision)
     except LoadError as error:
         return _usage_error(str(error), spec, verdict)
+    try:
+        plugged = _open_oracles(args, args.timeout, isolate=not args.in_process, memory_limit=args.memory_limit)
+    except LoadError as error:
+        implementation.close()
+        return _usage_error(f"oracle: {error}", spec, verdict)
+    oracles = [*(args.oracles or []), *plugged] if plugged else args.oracles
     name, unexercised = implementation.name, implementation.unexercised
     try:
         if args.arch is not None:
-            return _check_one(implementation, args, verdict)
+            return _check_one(implementation, args, verdict, oracles)
         summary = crosscheck(
-            implementation, examples=args.examples, seed=args.seed, oracles=args.oracles,
+            implementation, examples=args.examples, seed=args.seed, oracles=oracles,
             max_width=args.max_width, max_batch=args.max_batch, max_depth=args.max_depth,
         )
     except CheckFailure as failure:
-        judges = [r.info.name for r in available(args.oracles)]
+        judges = [r.info.name for r in available(args.oracles)] + [oracle.info.name for oracle in plugged]
         command = _command(args, "--examples", args.examples, "--seed", failure.seed)
         return verdict(Exit.DISAGREE, str(failure), partial(
             failed, failure.verdict, seed=failure.seed, diagnosis=failure.diagnosis, oracles=judges, examples=args.examples,
-            not_exercised=unexercised, command=command,
+            not_exercised=unexercised, command=command, precision=implementation.precision.name,
         ))
     except NoOracle as error:
         print(f"chainrule: {error}", file=sys.stderr)
         return verdict(Exit.DISAGREE, None, partial(
             problem, Exit.DISAGREE, str(error), name, seed=args.seed, examples=args.examples, arch=args.arch,
-            not_exercised=list(unexercised),
+            not_exercised=list(unexercised), precision=implementation.precision.name,
         ))
+    except Disqualified as error:  # a plugged-in oracle that cannot judge: no verdict on the implementation
+        return verdict(Exit.USAGE, str(error), partial(disqualified, error, name, seed=args.seed, examples=args.examples))
     except ValueError as error:
         return _usage_error(str(error), name, verdict)
     finally:
         implementation.close()
+        for oracle in plugged:
+            oracle.close()
     code = Exit.DISAGREE if args.strict_numerics and summary.numerical_range else Exit.AGREE
     return verdict(code, str(summary), partial(agreed, summary, examples=args.examples, strict_numerics=args.strict_numerics))
 
@@ -209,22 +296,25 @@ def _command(args, *options) -> str:
     """The ``chainrule check`` command line that judges the same source the same way, with ``options``."""
     source = ["--cmd", args.cmd] if args.cmd is not None else [args.target]
     judges = ["--oracles", *args.oracles] if args.oracles else []
+    judges += [word for spec in args.oracle for word in ("--oracle", spec)] + [word for spec in args.oracle_cmd for word in ("--oracle-cmd", spec)]
     where = (["--in-process"] if args.in_process else []) + (["--memory-limit", str(args.memory_limit)] if args.memory_limit else [])
+    where += ["--precision", args.precision] if args.precision else []
     given = {name: getattr(args, f"max_{name}", None) for name in ("width", "batch", "depth")} if args.arch is None else {}
     bounds = [word for name, bound in given.items() if bound is not None for word in (f"--max-{name}", str(bound))]
     return shlex.join(["chainrule", "check", *source, *map(str, options), *judges, *where, *bounds])
 
 
-def _check_one(implementation, args, verdict) -> int:
-    """``check --arch``: one case of a given architecture, judged by the method its size calls for."""
+def _check_one(implementation, args, verdict, oracles=None) -> int:
+    """``check --arch``: one case of a given architecture, judged by the method its size calls for
+    (plugged-in ``oracles`` qualify first, and judge where every entry is compared)."""
     import random
 
     from chainrule.case import random_case
     from chainrule.jsonverdict import agreed, failed
     from chainrule.judge import judge_by_size
-    from chainrule.oracles.registry import available
+    from chainrule.plugged import qualify, resolve
     from chainrule.reference import Architecture
-    from chainrule.search import NoOracle
+    from chainrule.search import NoOracle, crosscheck
     from chainrule.status import Status
     from chainrule.verdict import MAX_ENTRIES_SHOWN, format_entry, format_failure
 
@@ -233,19 +323,23 @@ def _check_one(implementation, args, verdict) -> int:
         raise ValueError(f"--batch: got {args.batch}, need at least 1")
     seed = random.randrange(2**32) if args.seed is None else args.seed
     case = random_case(arch, args.batch, seed)
-    judges = available(args.oracles)
-    if not judges:
+    builtins, plugged, _ = resolve(oracles)  # sources already opened by the caller
+    if not builtins:
         raise NoOracle(f"no oracle is available to judge {implementation.name}")
+    for oracle in plugged:
+        print(qualify(oracle, builtins, seed, crosscheck), file=sys.stderr)
+    judges = builtins + [oracle.registered for oracle in plugged]
     judged = judge_by_size(implementation, case, judges)
     code = Exit.DISAGREE if judged.failed else Exit.AGREE
     command = _command(args, "--arch", arch, "--batch", args.batch, "--seed", seed)
     if judged.failed:
         document = partial(
             failed, judged, seed=seed, oracles=[r.info.name for r in judges], arch=args.arch,
-            not_exercised=implementation.unexercised, command=command,
+            not_exercised=implementation.unexercised, command=command, precision=implementation.precision.name,
         )
     else:
-        document = partial(agreed, verdict=judged, seed=seed, arch=args.arch, not_exercised=implementation.unexercised)
+        document = partial(agreed, verdict=judged, seed=seed, arch=args.arch, not_exercised=implementation.unexercised,
+                           precision=implementation.precision.name)
     where = f"{case.describe()}, {arch.parameter_count:,} parameters, seed {seed}"
     if judged.judged_by != "directional":
         text = format_failure(judged) if judged.failed else f"{implementation.name}: {where}: {judged.status.value} (judged by {judged.judged_by})"

@@ -6,6 +6,7 @@ Layers are numbered as in the article: layer 1 is the first layer with parameter
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,10 +85,18 @@ class Comparison:
     tensors: tuple[TensorComparison, ...]
     note: str = ""
     loss_agrees: bool = True  # the loss is within the judge's tolerance
+    loss_tolerance: float = 1.0  # what loss_error is allowed to be
 
     @property
     def worst_error(self) -> float:
         return max([t.error for t in self.tensors] + [self.loss_error])
+
+    @property
+    def worst_allowance(self) -> float:
+        """The worst error in units of what was allowed: |got - expected| over max(rtol scale(T),
+        the entry's noise floor) at its worst entry, and the loss's likewise; above 1 disagrees."""
+        ratio = lambda error, allowed: error / allowed if allowed else (math.inf if error else 0.0)  # noqa: E731
+        return max([ratio(t.error, t.tolerance) for t in self.tensors] + [ratio(self.loss_error, self.loss_tolerance)])
 
     @property
     def disagreeing(self) -> list[TensorComparison]:
@@ -114,12 +123,13 @@ def compare(
     source: OracleInfo | None = None,
 ) -> Comparison:
     """Judge (loss, grads) against an oracle's answer with the tolerance of its kind, the case's
-    floors ``bounds`` (chainrule.tolerances.sensitivity) raising every scale.
+    floors ``bounds`` (chainrule.tolerances.sensitivity) raising every scale, and its rtol no
+    tighter than the rounding of the source's precision.
 
     ``source`` describes the judged side when it is itself an oracle with a stated kink
     convention (oracles judged against each other).
     """
-    tolerance = tolerance or tolerance_for(info)
+    tolerance = (tolerance or tolerance_for(info)).at_least(bounds.rounding)
     G = max(float(np.abs(g).max(initial=0.0)) for pair in expected.grads for g in pair)
     tensors = []
     for l, pair in enumerate(expected.grads):
@@ -145,7 +155,8 @@ def compare(
         status = Status.CONVENTION
     else:
         status = Status.DISAGREE
-    return Comparison(info.name, status, float(loss), float(expected.loss), error, tuple(tensors), loss_agrees=error <= tolerance.loss_rtol)
+    return Comparison(info.name, status, float(loss), float(expected.loss), error, tuple(tensors), loss_agrees=error <= tolerance.loss_rtol,
+                      loss_tolerance=tolerance.loss_rtol)
 
 
 def loss_error(got: float, expected: float, floor: float, tolerance: Tolerance) -> float:

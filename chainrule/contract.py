@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "ACTIVATION_NAMES", "KINKED", "KINK_DERIVATIVES", "LEAKY_SLOPE", "LOSS_NAMES", "REQUIRED_OUTPUT", "SUBDIFFERENTIAL", "TensorId",
+    "ACTIVATION_NAMES", "KINKED", "KINK_DERIVATIVES", "LEAKY_SLOPE", "LOSS_NAMES", "PRECISION_NAMES", "REQUIRED_OUTPUT", "SUBDIFFERENTIAL",
+    "TensorId",
 ]
 
 ACTIVATION_NAMES = (
@@ -20,6 +21,8 @@ LOSS_NAMES = ("mse", "cross_entropy", "binary_cross_entropy")
 # Losses that are only defined after one output activation.
 REQUIRED_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
 LEAKY_SLOPE = 0.01  # leaky_relu(z) = z for z > 0, LEAKY_SLOPE * z otherwise
+# The precisions a source may declare (docs/contract.md, "Precision"); the first is the default.
+PRECISION_NAMES = ("float64", "float32", "bfloat16", "float16")
 # Activations with a non-differentiable point at z = 0, and the contract's derivative there
 # (the article's z <= 0 branch). Another value is a convention, never a wrong gradient.
 KINKED = ("relu", "leaky_relu")

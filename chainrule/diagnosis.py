@@ -39,13 +39,13 @@ import numpy as np
 from chainrule.case import Case, random_case
 from chainrule.compare import Comparison
 from chainrule.contract import KINK_DERIVATIVES, REQUIRED_OUTPUT
+from chainrule.float32 import Float32Pattern, float32_pattern
 from chainrule.judge import judge, sized_judges
 from chainrule.kinks import rounding_ambiguous
 from chainrule.oracles.registry import available, get
 from chainrule.reference import KINKED, Architecture, forward
 from chainrule.sources.load import as_implementation
 from chainrule.status import Status
-from chainrule.tolerances import tolerance_for
 from chainrule.verdict import CaseVerdict
 
 __all__ = ["Diagnosis", "diagnose"]
@@ -143,7 +143,8 @@ def _rejudge(implementation, cases: list[Case], judges) -> list[CaseVerdict] | s
     """Verdicts on the cases, or why they cannot be had."""
     if any(not implementation.supports(c.arch) for c in cases):
         return "not run (outside what it declares it supports)"
-    if any(rounding_ambiguous(c.arch, c.params, c.X) for c in cases):
+    cases = [c.in_precision(implementation.precision) for c in cases]
+    if any(rounding_ambiguous(c.arch, c.params, c.X, implementation.precision) for c in cases):
         return "not run (a kink within rounding of 0)"
     verdicts = []
     try:
@@ -179,7 +180,7 @@ def _primary(verdict: CaseVerdict, infos) -> Comparison | None:
 
 
 def _loss_wrong(c: Comparison, infos) -> bool:
-    return c.loss_error > tolerance_for(infos[c.oracle]).loss_rtol
+    return not c.loss_agrees
 
 
 def _wrong_entries(c: Comparison, infos) -> tuple[np.ndarray, np.ndarray]:
@@ -200,14 +201,15 @@ def _ratio(got: np.ndarray, want: np.ndarray) -> float | None:
 
 def _factor_name(r: float, N: int, per_example: bool) -> str | None:
     """``N``/``1/N`` when r is the batch size (or its inverse) and it goes with one example at a time;
-    else a small fraction (``2``, ``1/2``, ``-1``, ``3/4``), or None when r is not simple."""
+    else a small fraction (``2``, ``1/2``, ``-1``, ``3/4``), or None when r is not simple, or 1
+    (errors a millionth of the values, such as a float32 rounding's, are no factor)."""
     if per_example and N > 1 and abs(r - N) <= RATIO_RTOL * N:
         return "N"
     if per_example and N > 1 and abs(r * N - 1) <= RATIO_RTOL:
         return "1/N"
     fraction = Fraction(r).limit_denominator(MAX_DENOMINATOR)
     simple = abs(float(fraction) - r) <= RATIO_RTOL * abs(r) and abs(fraction.numerator) <= MAX_DENOMINATOR
-    return str(fraction) if simple else None
+    return str(fraction) if simple and fraction != 1 else None
 
 
 def _transposed(c: Comparison) -> bool:
@@ -532,9 +534,16 @@ def diagnose(implementation, verdict: CaseVerdict, judges=None, limits=None) -> 
 
     first, step = _suspect(main, base.arch, _loss_wrong(main, infos))
     shape, how, shape_lines = _shape(main, infos, base.batch_size, gone)
-    when, leads, clauses = _conditions(results, gone, base, _suspect_activations(main, base.arch, first))
+    rounding = _float32(implementation, base, main, judges)
+    if rounding is not None:
+        leads = [f"Float32 rounding: {rounding.sentence}."]
+        patterns = [rounding.tag]
+    else:
+        leads, patterns = [], []
+    when, conditioned, clauses = _conditions(results, gone, base, _suspect_activations(main, base.arch, first))
+    leads += conditioned
     only = _only(main)
-    patterns = shape + (["loss-value"] if first is None else [f"only:d{only}"] if only else []) + ([f"layer:{first}"] if first else [])
+    patterns += shape + (["loss-value"] if first is None else [f"only:d{only}"] if only else []) + ([f"layer:{first}"] if first else [])
     patterns += when + (["convention"] if convention else [])
     named = {tag.split(">")[0] for tags, _, _ in sized for tag in tags}
     clauses = [c for c in clauses if not ("size:N" in named and c.startswith("it needs a batch") or "size:depth" in named and c.startswith("it needs depth"))]
@@ -543,6 +552,19 @@ def diagnose(implementation, verdict: CaseVerdict, judges=None, limits=None) -> 
     lines[2:2] = shape_lines
     summary = " ".join(leads + ["; ".join([_what(first, only, how, bool(leads or clauses)), *clauses]) + f". Suspect: {step}."])
     return Diagnosis(tuple(dict.fromkeys(patterns)), summary, tuple(lines))
+
+
+def _float32(implementation, case: Case, comparison: Comparison, judges) -> Float32Pattern | None:
+    """The float32 pattern (chainrule.float32) a float64 implementation's failing answer fits, if
+    any: on generic values when it fails there (a shrunk counterexample's tiny values leave a
+    real bug's error as small as a rounding's), else on the counterexample."""
+    if not implementation.precision.is_float64:
+        return None
+    grads = [(W.got, b.got) for W, b in zip(comparison.tensors[0::2], comparison.tensors[1::2])]
+    try:
+        return float32_pattern(implementation, case, comparison.loss_got, grads, judges)
+    except Exception:  # a diagnosis must never hide the failure it explains
+        return None
 
 
 def _what(first: int | None, only: str | None, how: str, conditioned: bool) -> str:

@@ -5,13 +5,19 @@ Every key is always present (null where it does not apply). Schema, version 1:
     schema_version     1; raised when a key is removed or changes meaning (new keys may appear)
     chainrule_version  "0.2.0"
     implementation     its name; the spec as given when it could not be loaded; null if none was parsed
+    precision          the precision it was judged in ("float64", "float32", "bfloat16", "float16"); null if not loaded
     status             "agree" | "disagree" | "error" (a fault, or no oracle to judge) | "usage-error"
                        | "numerical-range" (findings under --strict-numerics: exit 1)
+                       | "failed-qualification" (a plugged-in oracle cannot judge: exit 2, no verdict on the implementation)
     exit_code          0 | 1 | 2, the command's own
     message            null, or the one line also written to stderr (usage error, no oracle)
     seed               int | null;  examples: int | null (cases asked for; null with --arch)
     arch               the --arch given, else null
-    oracles            names of the oracles that judged
+    oracles            names of the oracles that judged (plugged-in ones after the built-in ones)
+    qualifications     [{"oracle", "against", "examples", "cases", "coverage", "seed", "seconds"}]: each plugged-in
+                       oracle's passed qualification run (chainrule.plugged.Qualification); [] when none was plugged in
+    disqualified       null, or {"oracle", "message", "counterexample"}: the plugged-in oracle that failed qualification,
+                       with its own counterexample (as below) or null (it faulted while judging)
     counts             {"cases", "agree", "convention", "no_evidence", "coverage", "rejected" (a kink within
                        rounding of 0), "outside" (outside the chain rule's domain)} | null (null on failure)
     not_exercised      activations and losses it declares it does not support (never drawn)
@@ -37,18 +43,19 @@ import math
 from chainrule import __version__
 from chainrule.status import Exit, Status
 
-__all__ = ["SCHEMA_VERSION", "STATUSES", "agreed", "dumps", "failed", "problem"]
+__all__ = ["SCHEMA_VERSION", "STATUSES", "agreed", "disqualified", "dumps", "failed", "problem"]
 
 SCHEMA_VERSION = 1
 MAX_ENTRIES = 6  # entries listed per disagreeing tensor, worst first (as the text verdict shows)
-STATUSES = ("agree", "disagree", "error", "numerical-range", "usage-error")
+STATUSES = ("agree", "disagree", "error", "numerical-range", "usage-error", "failed-qualification")
 
 
 def _document(status: str, exit_code: Exit, implementation: str | None, **fields) -> dict:
     document = {
         "schema_version": SCHEMA_VERSION, "chainrule_version": __version__, "implementation": implementation,
-        "status": status, "exit_code": int(exit_code), "message": None, "seed": None, "examples": None,
+        "precision": None, "status": status, "exit_code": int(exit_code), "message": None, "seed": None, "examples": None,
         "arch": None, "oracles": [], "counts": None, "not_exercised": [], "numerical_range": [], "counterexample": None,
+        "qualifications": [], "disqualified": None,
     }
     unknown = set(fields) - set(document)
     if unknown:
@@ -65,7 +72,7 @@ def _counts(verdicts, covered=(), rejected: int = 0, outside: int = 0) -> dict:
 
 
 def agreed(summary=None, *, examples: int | None = None, verdict=None, seed: int | None = None, arch: str | None = None,
-           not_exercised=(), strict_numerics: bool = False) -> dict:
+           not_exercised=(), strict_numerics: bool = False, precision: str | None = None) -> dict:
     """A pass: a crosscheck ``summary`` (chainrule.search.Summary), or one agreeing ``verdict``
     (--arch). Numerical-range findings are warnings, or a failure under ``strict_numerics``."""
     if summary is not None:
@@ -75,23 +82,34 @@ def agreed(summary=None, *, examples: int | None = None, verdict=None, seed: int
             "numerical-range" if failing else "agree", Exit.DISAGREE if failing else Exit.AGREE, summary.implementation,
             seed=summary.seed, examples=examples, oracles=list(summary.oracles),
             counts=_counts(summary.verdicts, summary.covered, summary.rejected, summary.outside), not_exercised=list(summary.unexercised),
-            numerical_range=findings,
+            numerical_range=findings, precision=summary.precision,
+            qualifications=[dataclasses.asdict(qualification) for qualification in summary.qualifications],
         )
     return _document(
         "agree", Exit.AGREE, verdict.implementation, seed=seed, arch=arch, oracles=[c.oracle for c in verdict.comparisons],
-        counts=_counts([verdict]), not_exercised=list(not_exercised),
+        counts=_counts([verdict]), not_exercised=list(not_exercised), precision=precision,
     )
 
 
 def failed(verdict, *, seed: int, diagnosis=None, oracles=(), examples: int | None = None, arch: str | None = None,
-           not_exercised=(), command: str | None = None) -> dict:
+           not_exercised=(), command: str | None = None, precision: str | None = None) -> dict:
     """A failing ``verdict`` (chainrule.verdict.CaseVerdict), the smallest counterexample, its
     diagnosis and the ``command`` that reproduces it; ``oracles`` name the judges when no
     comparison does (a fault)."""
     return _document(
         "error" if verdict.status is Status.ERROR else "disagree", Exit.DISAGREE, verdict.implementation,
         seed=seed, examples=examples, arch=arch, oracles=[c.oracle for c in verdict.comparisons] or list(oracles),
-        not_exercised=list(not_exercised), counterexample=_counterexample(verdict, diagnosis, command),
+        not_exercised=list(not_exercised), counterexample=_counterexample(verdict, diagnosis, command), precision=precision,
+    )
+
+
+def disqualified(error, implementation: str | None, *, seed: int | None = None, examples: int | None = None) -> dict:
+    """A plugged-in oracle that failed qualification (chainrule.plugged.Disqualified): exit 2, no
+    verdict on the implementation; the oracle's own counterexample where there is one."""
+    example = None if error.verdict is None else _counterexample(error.verdict, error.diagnosis, None)
+    return _document(
+        "failed-qualification", Exit.USAGE, implementation, message=str(error).split("\n\n")[0], seed=error.seed if error.seed is not None else seed,
+        examples=examples, disqualified={"oracle": error.oracle, "message": str(error), "counterexample": example},
     )
 
 

@@ -29,15 +29,17 @@ from chainrule.case import Case, random_case
 from chainrule.compare import Comparison, compare
 from chainrule.contract import KINK_DERIVATIVES, REQUIRED_OUTPUT, SUBDIFFERENTIAL
 from chainrule.directional import THRESHOLD, as_comparison, directional_check
+from chainrule.noise import SAFETY
 from chainrule.oracles.base import OracleGradients, OracleInfo
 from chainrule.oracles.registry import Registered
+from chainrule.plugged import Disqualified
 from chainrule.reference import Architecture
 from chainrule.sources.ask import answer
 from chainrule.sources.faults import Fault
 from chainrule.sources.implementation import Implementation
 from chainrule.status import Status
-from chainrule.tolerances import Sensitivity, sensitivity
-from chainrule.verdict import CaseVerdict
+from chainrule.tolerances import TOLERANCES, Sensitivity, sensitivity
+from chainrule.verdict import CaseVerdict, format_failure
 
 __all__ = [
     "CASE_SECONDS", "COMPILED_SHAPE", "FINITE_DIFFERENCES_WORK", "SizeBudget", "adjudicate", "ask_oracles", "judge", "judge_by_size",
@@ -50,9 +52,11 @@ CASE_SECONDS = 0.3  # the time budget: what the largest case drawn may cost its 
 
 
 def ask_oracles(case: Case, judges: list[Registered]) -> dict[str, tuple[OracleGradients, float]]:
-    """Every judge's answer on the case, with the seconds it took."""
+    """Every judge's answer on the case, with the seconds it took (a plugged-in oracle's only where it judges: OracleInfo.supports)."""
     answers = {}
     for registered in judges:
+        if not registered.info.supports(case.arch):
+            continue
         start = time.perf_counter()
         result = registered.oracle.gradients(case.arch, case.params, case.X, case.Y)
         answers[registered.info.name] = (result, time.perf_counter() - start)
@@ -87,11 +91,17 @@ def adjudicate(
 
 def judge(implementation: Implementation, case: Case, judges: list[Registered], answers=None, bounds: Sensitivity | None = None) -> CaseVerdict:
     """The implementation's answer on one case against every judge (answers and the case's
-    floors may be precomputed). A case outside the chain rule's domain is not asked: its verdict
-    says why (``outside``) and decides nothing."""
-    bounds = bounds if bounds is not None else sensitivity(case.arch, case.params, case.X, case.Y)
+    floors may be precomputed, for the case as it is in the implementation's precision:
+    Case.in_precision, which this applies). A case outside the chain rule's domain is not asked:
+    its verdict says why (``outside``) and decides nothing."""
+    rounded = case.in_precision(implementation.precision)
+    if rounded is not case and (answers is not None or bounds is not None):
+        raise ValueError(f"judge: the case is not representable in {implementation.precision}, and its answers or floors were given")
+    case = rounded
+    bounds = bounds if bounds is not None else sensitivity(case.arch, case.params, case.X, case.Y, implementation.precision)
     if bounds.outside:
         return CaseVerdict(implementation.name, case, outside=bounds.outside)
+    judges = [r for r in judges if r.info.supports(case.arch)]  # a plugged-in oracle judges only what it declares
     answers = answers if answers is not None else ask_oracles(case, judges)
     start = time.perf_counter()
     try:
@@ -104,10 +114,60 @@ def judge(implementation: Implementation, case: Case, judges: list[Registered], 
         expected, _ = answers[registered.info.name]
         comparison = _compare_declared(implementation, registered, case, expected, loss, grads, bounds)
         comparisons.append(adjudicate(comparison, registered, case, loss, grads, bounds))
+    comparisons, overruled = _plugged_adjudicated(implementation, case, judges, comparisons, answers, bounds)
     notes = ()
     if any(c.status is Status.DISAGREE for c in comparisons) and not implementation.kink_derivatives:
         notes = tuple(filter(None, [_kink_convention(case, judges, answers, loss, grads, bounds)]))
-    return CaseVerdict(implementation.name, case, tuple(comparisons), seconds=seconds, notes=notes)
+    return CaseVerdict(implementation.name, case, tuple(comparisons), seconds=seconds, notes=notes + overruled)
+
+
+def _plugged_adjudicated(implementation: Implementation, case: Case, judges: list[Registered], comparisons: list[Comparison], answers, bounds):
+    """A plugged-in oracle is never trusted over the built-in ones (chainrule.plugged). Where it
+    alone rejects the answer, its own answer is judged by the built-in oracles that accepted it:
+    wrong there, it is disqualified (Disqualified: the check stops, exit 2, since a false alarm is
+    as bad as a missed bug); within their tolerance (tolerances do not chain), its comparison is
+    set aside as no evidence. Where it accepts an answer the built-in ones reject, the answer fails
+    and a note says whether the oracle is itself wrong there. Each note says which side was closer.
+    (comparisons, notes)."""
+    builtin = [(r, c) for r, c in zip(judges, comparisons) if not r.info.plugged]
+    if not builtin or len(builtin) == len(comparisons):
+        return comparisons, ()
+    rejected = [(r, c) for r, c in builtin if c.status is Status.DISAGREE]
+    adjudicated, notes = [], []
+    for registered, comparison in zip(judges, comparisons):
+        rejects = comparison.status is Status.DISAGREE
+        if not registered.info.plugged or rejects == bool(rejected) or (not rejects and comparison.status is not Status.AGREE):
+            adjudicated.append(comparison)
+            continue
+        name = registered.info.name
+        against = [(b, c, judge_oracle(registered, b, case, answers, bounds)) for b, c in (rejected or builtin)]
+        wrong = [(b, c, ruling) for b, c, ruling in against if ruling.status is Status.DISAGREE]
+        if rejects and wrong:
+            b, c, ruling = wrong[0]
+            own = CaseVerdict(name, case, tuple(ruling for _, _, ruling in against))
+            raise Disqualified(name, (
+                f"oracle {name} (plugged in) failed qualification on a later case: on {case.describe()}: it rejects "
+                f"{implementation.name}'s answer, which every built-in oracle accepts; judged by {b.info.name}, its own answer is off "
+                f"(worst relative error {ruling.worst_error:.3g}) where {implementation.name}'s is within tolerance ({c.worst_error:.3g}): "
+                f"the built-in side is closer. {name} is not used: the check stops without a verdict on {implementation.name}.\n\n"
+                f"{format_failure(own)}"), verdict=own)
+        if rejects:
+            worst = max(ruling.worst_error for _, _, ruling in against)
+            note = (f"{name} (plugged in) rejects this answer, but its own answer is within tolerance of the built-in oracles "
+                    f"(worst relative error {worst:.3g}), which accept it: tolerances do not chain, the built-in side decides; set aside")
+            adjudicated.append(dataclasses.replace(comparison, status=Status.NO_EVIDENCE, note="; ".join(filter(None, [comparison.note, note]))))
+            notes.append(note)
+            continue
+        adjudicated.append(comparison)
+        if wrong:
+            b, c, ruling = wrong[0]
+            closer = "the answer judged" if c.worst_error < ruling.worst_error else name
+            notes.append(f"{name} (plugged in) agrees with this answer, but is itself off against {b.info.name} here (worst relative error "
+                         f"{ruling.worst_error:.3g}, the answer's {c.worst_error:.3g}; closer: {closer}): the built-in oracles decide")
+        else:
+            notes.append(f"{name} (plugged in) agrees with this answer and is itself within tolerance of "
+                         f"{', '.join(b.info.name for b, _, _ in against)}: tolerances do not chain; the built-in oracles decide")
+    return adjudicated, tuple(notes)
 
 
 def _compare_declared(implementation: Implementation, registered: Registered, case: Case, expected, loss, grads, bounds) -> Comparison:
@@ -173,13 +233,15 @@ def judge_by_size(
     framework is asked."""
     if case.arch.parameter_count <= threshold:
         return judge(implementation, case, sized_judges(case, judges), bounds=bounds)
+    case = case.in_precision(implementation.precision)
     start = time.perf_counter()
     try:
         loss, grads = answer(implementation, case.arch, case.params, case.X, case.Y)
     except Fault as fault:
         return CaseVerdict(implementation.name, case, fault=fault, seconds=time.perf_counter() - start, judged_by="directional")
     seconds = time.perf_counter() - start
-    result = directional_check((loss, grads), case.arch, case.params, case.X, case.Y)
+    tolerance = TOLERANCES["directional"].at_least(SAFETY * implementation.precision.eps)  # an answer rounded to its precision
+    result = directional_check((loss, grads), case.arch, case.params, case.X, case.Y, tolerance=tolerance)
     return CaseVerdict(implementation.name, case, (as_comparison(result, grads),), seconds=seconds, judged_by="directional")
 
 
@@ -195,10 +257,12 @@ def _cheap(registered: Registered, case: Case) -> bool:
 def sized_judges(case: Case, judges: list[Registered]) -> list[Registered]:
     """The judges that decide a case of this size (in their order): the cheap ones (``_cheap``),
     and the first exact one among them all whenever none of the cheap ones is exact, or the
-    first judge when there is no exact one at all."""
+    first judge when there is no exact one at all. A plugged-in oracle judges only what it
+    declares, and is never the one exact judge kept for the built-in ones."""
+    judges = [r for r in judges if r.info.supports(case.arch)]
     kept = [r for r in judges if _cheap(r, case)]
-    if judges and not any(r.info.exact for r in kept):
-        needed = next((r for r in judges if r.info.exact), judges[0])
+    if judges and not any(r.info.exact and not r.info.plugged for r in kept):
+        needed = next((r for r in judges if r.info.exact and not r.info.plugged), judges[0])
         kept = [r for r in judges if r in kept or r is needed]
     return kept
 
@@ -263,6 +327,7 @@ def size_budget(implementation: Implementation, width: int, batch: int, depth: i
         if case is None or (rung > 1 and rate * case.work > allowed / 2):
             break
         seen.add(shape)
+        case = case.in_precision(implementation.precision)
         start = time.perf_counter()
         try:
             answer(implementation, case.arch, case.params, case.X, case.Y)

@@ -3,9 +3,10 @@
 A relu/leaky_relu unit whose pre-activation z lies within rounding of 0 has a derivative that
 depends on the last bit of z: two correct implementations that sum in a different order may
 land on different sides of the kink. Such a case proves nothing about either and is set aside.
-A kink is judged only where z is computed exactly in float64 whatever the order: the layer's
-inputs are exact, every product w*a is exactly representable, and all the terms are multiples
-of one power of two whose sum fits in 53 bits. The strategies' grid values and zeroed weight
+A kink is judged only where z is computed exactly whatever the order, in the source's precision
+(chainrule.precision): the layer's inputs are exact, every product w*a is exactly representable,
+and all the terms are multiples of one power of two whose sum fits in its significand (53 bits
+in float64, 24 in float32). The strategies' grid values and zeroed weight
 rows meet that, so kinks are reached on purpose and judged.
 """
 
@@ -15,14 +16,15 @@ import numpy as np
 
 from chainrule.contract import KINKED
 from chainrule.oracles.finite_differences import ACTIVATIONS  # the judges' own sigma table, not the reference's
+from chainrule.precision import FLOAT64, Precision
 
 __all__ = ["RADIUS", "rounding_ambiguous"]
 
 # |z| <= RADIUS * (|A_prev| |W|^T + |b|) counts as "within rounding of 0": float64 sums and the
 # activations upstream carry relative errors of a few eps (~1e-15); 1e-10 leaves room for their
-# growth through five layers.
-RADIUS = 1e-10
-_MANTISSA_BITS = 53
+# growth through five layers. Other precisions: Precision.kink_radius.
+RADIUS = FLOAT64.kink_radius
+_MANTISSA_BITS = 53  # of the float64 values the engine holds
 
 
 def _bits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -38,33 +40,33 @@ def _bits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return significant, lowest
 
 
-def _exact_sums(A_prev: np.ndarray, inputs_exact: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _exact_sums(A_prev: np.ndarray, inputs_exact: np.ndarray, W: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
     """Per (example k, unit j): is z = sum_i A[k,i] W[j,i] + b[j] the same float in every order?
 
     Each term must be exact: a zero weight, or an exact input whose product with the weight
-    fits in 53 bits; and all terms must be multiples of one power of two whose sum fits in 53 bits.
+    fits in ``bits``; and all terms must be multiples of one power of two whose sum fits in ``bits``.
     """
     sig_a, low_a = _bits(A_prev)
     sig_w, low_w = _bits(W)
     _, low_b = _bits(b)
     zero_weight = (W == 0)[None, :, :]
-    product_exact = zero_weight | (inputs_exact[:, None, :] & (sig_a[:, None, :] + sig_w[None, :, :] <= _MANTISSA_BITS))
+    product_exact = zero_weight | (inputs_exact[:, None, :] & (sig_a[:, None, :] + sig_w[None, :, :] <= bits))
     lowest = np.minimum(np.where(zero_weight, np.inf, low_a[:, None, :] + low_w[None, :, :]).min(axis=2), low_b[None, :])
     total = np.abs(A_prev) @ np.abs(W).T + np.abs(b)
-    fits = (total == 0) | (total * (1 + 1e-12) < np.exp2(np.minimum(lowest + _MANTISSA_BITS, 1000.0)))
+    fits = (total == 0) | (total * (1 + 1e-12) < np.exp2(np.minimum(lowest + bits, 1000.0)))
     return product_exact.all(axis=2) & fits
 
 
-def rounding_ambiguous(arch, params, X: np.ndarray) -> bool:
-    """True when some kinked pre-activation is within rounding of 0 without being exact."""
+def rounding_ambiguous(arch, params, X: np.ndarray, precision: Precision = FLOAT64) -> bool:
+    """True when some kinked pre-activation is within ``precision``'s rounding of 0 without being exact there."""
     kinked = [l for l, name in enumerate(arch.activations) if name in KINKED]
     if not kinked:
         return False
     A_prev, inputs_exact = X, np.ones(X.shape, dtype=bool)
     for (W, b), name in zip(params[: kinked[-1] + 1], arch.activations):  # up to the last kinked layer
         Z = A_prev @ W.T + b
-        exact = _exact_sums(A_prev, inputs_exact, W, b)
-        near = np.abs(Z) <= RADIUS * (np.abs(A_prev) @ np.abs(W).T + np.abs(b))
+        exact = _exact_sums(A_prev, inputs_exact, W, b, precision.mantissa_bits)
+        near = np.abs(Z) <= precision.kink_radius * (np.abs(A_prev) @ np.abs(W).T + np.abs(b))
         if name in KINKED and (near & ~exact).any():
             return True
         if name == "identity":

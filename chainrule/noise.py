@@ -1,14 +1,16 @@
-"""How far a plain float64 evaluation of the article's formulas can drift on one case.
+"""How far a plain evaluation of the article's formulas, in a given precision, can drift on one case.
 
 The article's network is evaluated as a textbook implementation writes it — σ(z) = 1/(1+e^−z),
 the losses from the output activation a, dL/da then ⊙ σ'(z), softmax with the max shift — under
 Monte Carlo arithmetic: every elementary result r becomes r(1 + eps·u), u uniform in [−1, 1],
 independently in each of SAMPLES runs (a matrix product r = A·B gets eps·u·(|A|·|B|), the
-rounding of its sum). The spread of the runs around the unperturbed one, times SAFETY, is the
+rounding of its sum), then is rounded to the precision's grid (chainrule.precision: float64,
+float32, bfloat16, float16; eps is the precision's). Inputs that the precision cannot represent
+are rounded likewise. The spread of the runs around the unperturbed one, times SAFETY, is the
 case's noise floor per gradient entry and for the loss: what a correct plain implementation
 may be off by. The unperturbed run also decides the chain rule's domain: a case where the plain
-formulas overflow, take log 0 or divide by 0 is no evidence about the chain rule (it belongs to
-the numerical-range verdict). Method and soundness: docs/tolerances.md.
+formulas overflow the precision, take log 0 or divide by 0 is no evidence about the chain rule
+(it belongs to the numerical-range verdict). Method and soundness: docs/tolerances.md.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ import numpy as np
 from scipy.special import erf
 
 from chainrule.contract import LEAKY_SLOPE
+from chainrule.precision import FLOAT64, Precision
 
 __all__ = ["SAFETY", "SAMPLES", "Noise", "noise"]
 
 SAMPLES = 8  # perturbed runs besides the exact one
 SAFETY = 16.0  # the floor is SAFETY times the largest deviation seen in SAMPLES runs
-_EPS = float(np.finfo(np.float64).eps)
 _SQRT2 = math.sqrt(2.0)
 _SQRT2PI = math.sqrt(2.0 * math.pi)
 
@@ -45,18 +47,29 @@ class Noise:
 
 class _Run:
     """SAMPLES + 1 evaluations side by side on a leading axis; the first is unperturbed. Every
-    result goes through ``r``, which perturbs it and remembers the first non-finite one."""
+    result goes through ``r``, which perturbs it, rounds it to the precision and remembers the
+    first non-finite one."""
 
-    def __init__(self, rng: np.random.Generator):
+    def __init__(self, rng: np.random.Generator, precision: Precision):
         self.rng = rng
+        self.precision = precision
         self.outside = ""
 
     def r(self, x: np.ndarray, what: str, scale: np.ndarray | None = None) -> np.ndarray:
-        if not self.outside and not np.isfinite(x[0]).all():
-            self.outside = what
         u = self.rng.uniform(-1.0, 1.0, x.shape)
         u[0] = 0.0
-        return x + _EPS * u * (np.abs(x) if scale is None else scale)
+        x = self.precision.round(x + self.precision.eps * u * (np.abs(x) if scale is None else scale))
+        if not self.outside and not np.isfinite(x[0]).all():
+            self.outside = what
+        return x
+
+    def given(self, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """An input, as every run sees it: rounded to the precision (perturbed first) unless it is
+        exactly representable there; broadcast to ``shape`` (runs first)."""
+        x = np.asarray(x, dtype=np.float64)
+        if self.precision.representable(x):
+            return np.broadcast_to(x, shape)
+        return self.r(np.broadcast_to(x, shape).copy(), "an input overflows the precision")
 
     def matmul(self, A: np.ndarray, B: np.ndarray, what: str) -> np.ndarray:
         return self.r(A @ B, what, np.abs(A) @ np.abs(B))
@@ -104,17 +117,17 @@ def _loss(run: _Run, loss: str, a: np.ndarray, Y: np.ndarray, N: int):
     r = run.r
     if loss == "mse":
         d = r(a - Y, "mse")
-        return r(r(d * d, "mse").sum(axis=(-2, -1)) / N, "mse"), r(2.0 * d / N, "mse")
+        return r(r(r(d * d, "mse").sum(axis=(-2, -1)), "the sum of squares overflows in mse") / N, "mse"), r(2.0 * d / N, "mse")
     if loss == "cross_entropy":
         log_a = r(np.log(a), "log 0 in cross_entropy (a softmax probability underflows to 0)")
-        L = r(-(r(Y * log_a, "0 log 0 in cross_entropy")).sum(axis=(-2, -1)) / N, "cross_entropy")
+        L = r(-r(r(Y * log_a, "0 log 0 in cross_entropy").sum(axis=(-2, -1)), "the sum overflows in cross_entropy") / N, "cross_entropy")
         inverse = r(1.0 / a, "1 / a overflows in cross_entropy's dL/da (a softmax probability is subnormal)")
         return L, r(-r(Y * inverse, "cross_entropy") / N, "cross_entropy")
     one_minus = r(1.0 - a, "binary_cross_entropy")
     terms = r(r(Y * r(np.log(a), "log 0 in binary_cross_entropy (sigmoid rounds to 0)"), "binary_cross_entropy")
               + r((1.0 - Y) * r(np.log(one_minus), "log 0 in binary_cross_entropy (sigmoid rounds to 1)"), "binary_cross_entropy"),
               "binary_cross_entropy")
-    L = r(-terms.sum(axis=(-2, -1)) / N, "binary_cross_entropy")
+    L = r(-r(terms.sum(axis=(-2, -1)), "the sum overflows in binary_cross_entropy") / N, "binary_cross_entropy")
     # 1/a and 1/(1 - a) as autodiff of log forms them: they overflow before y/a does
     inverse = r(1.0 / a, "1 / a overflows in binary_cross_entropy's dL/da (sigmoid is subnormal)")
     inverse_one_minus = r(1.0 / one_minus, "1 / (1 - a) overflows in binary_cross_entropy's dL/da (sigmoid rounds to 1)")
@@ -122,22 +135,24 @@ def _loss(run: _Run, loss: str, a: np.ndarray, Y: np.ndarray, N: int):
     return L, r(dA / N, "binary_cross_entropy")
 
 
-def noise(arch, params, X: np.ndarray, Y: np.ndarray, seed: int = 0) -> Noise:
-    """The case's noise floors and whether it lies in the chain rule's domain (module docstring)."""
-    run = _Run(np.random.default_rng(seed))
+def noise(arch, params, X: np.ndarray, Y: np.ndarray, seed: int = 0, precision: Precision = FLOAT64) -> Noise:
+    """The case's noise floors in ``precision`` and whether it lies in the chain rule's domain there (module docstring)."""
+    run = _Run(np.random.default_rng(seed), precision)
     N = len(X)
     K = SAMPLES + 1
     with np.errstate(all="ignore"):
-        A = [np.broadcast_to(np.asarray(X, dtype=np.float64), (K, *np.shape(X)))]
+        A = [run.given(X, (K, *np.shape(X)))]
+        params = [(run.given(W, (K, *np.shape(W))), run.given(b, (K, 1, len(b)))) for W, b in params]
+        Y = run.given(Y, (K, *np.shape(Y)))
         Z, sigma_prime = [], []
         for l, ((W, b), name) in enumerate(zip(params, arch.activations), start=1):
             where = f"{name}, layer {l}"
-            z = run.r(run.matmul(A[-1], W.T, where) + b, where)
+            z = run.r(run.matmul(A[-1], np.swapaxes(W, -1, -2), where) + b, where)
             a, d = _activation(run, name, z, where)
             Z.append(z)
             A.append(a)
             sigma_prime.append(d)
-        L, dA = _loss(run, arch.loss, A[-1], np.asarray(Y, dtype=np.float64), N)
+        L, dA = _loss(run, arch.loss, A[-1], Y, N)
         grads = []
         for l in reversed(range(len(params))):
             if sigma_prime[l] is None:  # softmax: dZ = a (dA - sum(dA a))

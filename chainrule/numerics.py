@@ -4,7 +4,8 @@ A deliberate sweep, apart from the chain-rule verdict: for every activation the 
 declares (as the output layer under mse) and for each log loss with its output activation, the
 pre-activation z climbs a ladder of magnitudes up to LADDER[-1], both signs. Each rung is judged
 against the oracles as any case is — within the case's noise floor where the article's formulas
-stay finite in float64, within the judges' own rounding beyond — and the first rung that fails
+stay finite in the implementation's precision, within that precision's rounding of the judges'
+answer beyond (chainrule.tolerances.sensitivity) — and the first rung that fails
 (a fault, or an answer beyond the floor) ends the probe with a finding a user can act on.
 The judges themselves are stable over the whole ladder (tests/test_numerics.py holds them to it).
 """
@@ -100,8 +101,8 @@ def numerical_range(implementation: Implementation, judges: list[Registered]) ->
             for magnitude in LADDER:
                 if implementation.retired is not None:
                     return tuple(findings)
-                case = _rung(arch, sign * magnitude)
-                bounds = sensitivity(case.arch, case.params, case.X, case.Y)
+                case = _rung(arch, sign * magnitude).in_precision(implementation.precision)
+                bounds = sensitivity(case.arch, case.params, case.X, case.Y, implementation.precision)
                 verdict = judge(implementation, case, judges, ask_oracles(case, judges), bounds.within_judges())
                 if verdict.failed:
                     advice = _ADVICE.get(probe.split()[0], "") if verdict.fault is None or verdict.fault.kind in ("non-finite", "raised") else ""

@@ -11,6 +11,12 @@ process each (``--chainrule-memory-limit BYTES``), or with ``--chainrule-in-proc
 ``--chainrule-max-width W``, ``--chainrule-max-batch N`` and ``--chainrule-max-depth D`` cap the
 sizes every chainrule strategy draws in the session (the suite, and ``crosscheck`` in your own
 tests), for implementations with known limits (chainrule.strategies.limit_sizes).
+``--chainrule-oracle MODULE:ATTR`` and ``--chainrule-oracle-cmd COMMAND`` (repeatable), and every
+oracle installed under ``chainrule.oracles`` (unless ``--chainrule-no-entry-points``), plug in
+oracles: every suite test that takes an ``oracle`` runs once per built-in oracle and once per
+plugged-in one (test id ``oracle-impl=SPEC``, ``oracle-cmd=COMMAND``, ``oracle-entry=NAME``), which is
+loaded and qualified once per session (``plugged_oracle``); one that cannot be loaded or fails
+qualification errors its own tests with why, and the terminal summary says how each qualified.
 
 A source that cannot be loaded or started errors its own tests only; one that hangs or dies is
 retired and fails its remaining tests at once; the other sources are checked as usual. At the
@@ -40,7 +46,12 @@ def pytest_addoption(parser):
     group.addoption("--chainrule-cmd", action="append", default=[], metavar="COMMAND", help="also check this JSON-lines command (repeatable)")
     group.addoption("--chainrule-examples", type=int, default=None, metavar="N", help="Hypothesis examples per property (default: the loaded profile's)")
     group.addoption("--chainrule-timeout", type=float, default=None, metavar="SECONDS", help="seconds per call before a source counts as hung (default 10)")
-    group.addoption("--chainrule-no-entry-points", action="store_true", help="leave out implementations installed as entry points")
+    group.addoption("--chainrule-no-entry-points", action="store_true", help="leave out implementations (and oracles) installed as entry points")
+    group.addoption(
+        "--chainrule-oracle", action="append", default=[], metavar="MODULE:ATTR",
+        help="plug in this Python source as an oracle of the suite (repeatable): it judges once it passes a qualification run",
+    )
+    group.addoption("--chainrule-oracle-cmd", action="append", default=[], metavar="COMMAND", help="plug in this JSON-lines command as an oracle (repeatable)")
     group.addoption(
         "--chainrule-in-process", action="store_true",
         help="run Python implementations in pytest's own process (for debugging) instead of a worker process each",
@@ -48,6 +59,10 @@ def pytest_addoption(parser):
     group.addoption(
         "--chainrule-memory-limit", type=int, default=None, metavar="BYTES",
         help="memory each Python implementation's worker process may use (default: the machine's physical memory)",
+    )
+    group.addoption(
+        "--chainrule-precision", default=None, metavar="P",
+        help="judge every source in this precision: float64, float32, bfloat16 or float16 (default: each one's declared, else float64)",
     )
     for name, what in (("width", "units in any layer"), ("batch", "examples (N)"), ("depth", "layers")):
         group.addoption(
@@ -66,6 +81,14 @@ def pytest_configure(config):
 
         settings.register_profile("chainrule-examples", settings(settings.default, max_examples=examples))
         settings.load_profile("chainrule-examples")
+    given = config.getoption("--chainrule-precision")
+    if given is not None:
+        from chainrule.precision import precision
+
+        try:
+            precision(given)
+        except ValueError as error:
+            raise pytest.UsageError(f"--chainrule-precision: {error}") from None
     bounds = {name: config.getoption(f"--chainrule-max-{name}") for name in ("width", "batch", "depth")}
     if any(bound is not None for bound in bounds.values()):
         from chainrule.strategies import limit_sizes
@@ -106,19 +129,63 @@ def pytest_generate_tests(metafunc):
 def implementation(request):
     """The gradient source under test, loaded once per session (a command: started once, stopped at the end)."""
     from chainrule.sources.faults import LoadError
+    from chainrule.sources.implementation import with_precision
     from chainrule.sources.load import open_source
 
     kind, spec = request.param
     try:
-        loaded = open_source(
+        loaded = with_precision(open_source(
             kind, spec, request.config.getoption("--chainrule-timeout"), isolate=not request.config.getoption("--chainrule-in-process"),
             memory_limit=request.config.getoption("--chainrule-memory-limit"),
-        )
+        ), request.config.getoption("--chainrule-precision"))
     except (LoadError, ValueError) as error:
         pytest.fail(f"cannot load {spec}: {error}", pytrace=False)
     request.config.stash[_LOADED].append((f"{kind}={spec}", loaded))
     yield loaded
     loaded.close()
+
+
+_ORACLES = pytest.StashKey[dict]()  # (kind, spec) -> the plugged-in oracle's Registered, or the error that stops it
+
+
+def plugged_oracle_specs(config) -> list[tuple[str, str]]:
+    """(kind, spec) of every plugged-in oracle of the session: each --chainrule-oracle, each
+    --chainrule-oracle-cmd, then (unless --chainrule-no-entry-points) every one installed under
+    the entry-point group chainrule.oracles. Loads nothing."""
+    from chainrule.plugged import installed_oracle_names
+
+    entry_points = [] if config.getoption("--chainrule-no-entry-points") else [("entry", name) for name in installed_oracle_names()]
+    return ([("impl", spec) for spec in config.getoption("--chainrule-oracle")]
+            + [("cmd", spec) for spec in config.getoption("--chainrule-oracle-cmd")] + entry_points)
+
+
+def plugged_oracle(config, kind: str, spec: str):
+    """The plugged-in oracle ``spec`` as a judge (chainrule.oracles.registry.Registered): loaded
+    and qualified against the available built-in oracles once per session, closed at its end.
+    A test that asks for one that cannot be loaded, or that fails qualification, fails with why
+    ("failed qualification" and its counterexample)."""
+    found = config.stash.setdefault(_ORACLES, {})
+    if (kind, spec) not in found:
+        from chainrule.oracles.registry import available
+        from chainrule.plugged import Disqualified, open_oracle, qualify
+        from chainrule.search import crosscheck
+        from chainrule.sources.faults import LoadError
+
+        try:
+            oracle = open_oracle(kind, spec, config.getoption("--chainrule-timeout"), isolate=not config.getoption("--chainrule-in-process"),
+                                 memory_limit=config.getoption("--chainrule-memory-limit"))
+        except LoadError as error:
+            found[kind, spec] = f"cannot load oracle {spec}: {error}"
+        else:
+            config.add_cleanup(oracle.close)
+            try:
+                qualify(oracle, available(), 0, crosscheck)
+                found[kind, spec] = oracle.registered
+            except Disqualified as error:
+                found[kind, spec] = str(error)
+    if isinstance(found[kind, spec], str):
+        pytest.fail(found[kind, spec], pytrace=False)
+    return found[kind, spec]
 
 
 def _summary_lines(config) -> list[str]:
@@ -129,6 +196,8 @@ def _summary_lines(config) -> list[str]:
             lines.append(f"{label}: not exercised (outside what it declares it supports): {', '.join(loaded.unexercised)}")
         if loaded.retired is not None:
             lines.append(f"{label}: retired after a fatal fault ({loaded.retired.kind}): {loaded.retired.message}")
+    for (kind, spec), judge in config.stash.get(_ORACLES, {}).items():
+        lines.append(f"oracle {kind}={spec}: " + (str(judge.oracle.qualification) if not isinstance(judge, str) else judge.split("\n")[0]))
     return lines
 
 

@@ -19,10 +19,11 @@ from chainrule.directional import THRESHOLD
 from chainrule.evidence import KINK, evidence
 from chainrule.judge import SizeBudget, judge_by_size, size_budget
 from chainrule.numerics import RangeFinding, numerical_range
-from chainrule.oracles.registry import Registered, available, registry
+from chainrule.oracles.registry import Registered, registry
+from chainrule.plugged import Disqualified, Qualification, qualify, resolve
 from chainrule.reduce import reduce_case
 from chainrule.reference import Architecture
-from chainrule.sources.implementation import IN_PROCESS, Implementation, with_timeout
+from chainrule.sources.implementation import IN_PROCESS, Implementation, with_precision, with_timeout
 from chainrule.sources.load import as_implementation
 from chainrule.status import Status
 from chainrule.strategies import SEARCH, Sizes, architectures, cases, coverage_shapes, size_limits
@@ -69,13 +70,16 @@ class Summary:
     numerical_range: tuple[RangeFinding, ...] = ()  # where it stops being finite or within rounding: warnings
     isolation: str = ""  # where its calls ran (Implementation.isolation): a worker process, or this process and why
     sizes: str = ""  # the largest sizes judged (search and coverage), and the time budget that bounded them (SizeBudget.reached)
+    precision: str = "float64"  # the precision it was judged in (declared, or crosscheck's precision=)
+    qualifications: tuple[Qualification, ...] = ()  # each plugged-in oracle's qualification run, before it judged (chainrule.plugged)
 
     def count(self, status: Status) -> int:
         return sum(v.status is status for v in self.verdicts)
 
     def __str__(self) -> str:
         return (
-            f"{self.implementation}: {len(self.verdicts)} cases against {', '.join(self.oracles)}: "
+            f"{self.implementation}" + (f" (judged in {self.precision})" if self.precision != "float64" else "")
+            + f": {len(self.verdicts)} cases against {', '.join(self.oracles)}: "
             f"{self.count(Status.AGREE)} agree, {self.count(Status.CONVENTION)} differ only by a kink convention, "
             f"{self.count(Status.NO_EVIDENCE)} without evidence (seed {self.seed})"
             + (f"; {self.sizes}" if self.sizes else "")
@@ -84,7 +88,17 @@ class Summary:
             + (f"\nnot exercised (outside what it declares it supports): {', '.join(self.unexercised)}" if self.unexercised else "")
             + "".join(f"\nnumerical range (warning): {finding}" for finding in self.numerical_range)
             + (f"\nnot isolated: it ran {self.isolation}" if self.isolation.startswith(IN_PROCESS) else "")
+            + "".join(f"\n{qualification}" for qualification in self.qualifications)
         )
+
+
+class _Stopped(BaseException):
+    """A plugged-in oracle disqualified while judging (chainrule.plugged.Disqualified): out of
+    Hypothesis at once, as _Retired, and raised again from crosscheck."""
+
+    def __init__(self, disqualified: Disqualified):
+        super().__init__(disqualified)
+        self.disqualified = disqualified
 
 
 class _Retired(BaseException):
@@ -102,7 +116,8 @@ def _still_fails(implementation: Implementation, case: Case, judges: list[Regist
     disagreement never becomes a fault on the way, nor a fault another fault)."""
     if implementation.retired is not None:
         return False
-    found = evidence(case)
+    case = case.in_precision(implementation.precision)
+    found = evidence(case, implementation.precision)
     if found.set_aside:
         return False
     return judge_by_size(implementation, case, judges, bounds=found.bounds).failure_kind == kind
@@ -122,7 +137,8 @@ def _coverage(implementation: Implementation, judges: list[Registered], seed: in
     """Judge the coverage cases after a passing search; the first failure raises CheckFailure."""
     verdicts = []
     for case in coverage_cases(implementation, seed, sizes, budget.max_work):
-        found = evidence(case)
+        case = case.in_precision(implementation.precision)
+        found = evidence(case, implementation.precision)
         if found.set_aside:
             continue
         verdict = judge_by_size(implementation, case, judges, bounds=found.bounds)
@@ -157,7 +173,8 @@ def coverage_cases(implementation: Implementation, seed: int, sizes: Sizes = SEA
 def crosscheck(
     implementation, examples: int = 200, seed: int | None = None, oracles: list[str] | None = None, on_verdict=None,
     timeout: float | None = None, isolate: bool = True, memory_limit: int | None = None,
-    max_width: int | None = None, max_batch: int | None = None, max_depth: int | None = None,
+    max_width: int | None = None, max_batch: int | None = None, max_depth: int | None = None, precision: str | None = None,
+    range_sweep: bool = True,
 ) -> Summary:
     """Judge ``implementation`` on ``examples`` generated cases against every available oracle.
 
@@ -171,14 +188,32 @@ def crosscheck(
     ``max_width``, ``max_batch``, ``max_depth``: the largest layer, N and number of layers drawn
     (default strategies.SEARCH: 129, 64, 10), for implementations with known limits; within them,
     the sizes drawn stay within a time budget measured on the implementation (judge.size_budget).
+    ``precision``: the one it is judged in (chainrule.precision; default: the one it declares,
+    else float64): it is sent only cases exactly representable there, and judged within the noise
+    of the article's formulas evaluated in that precision.
+    ``oracles``: None (every available built-in oracle), or a list of built-in names and sources
+    to plug in as oracles (chainrule.plugged.resolve: MODULE:ATTR, objects, Implementations,
+    names of installed ``chainrule.oracles`` entry points); each plugged-in one must first pass a
+    qualification run (``Summary.qualifications``) and judges only what it declares; one that
+    fails, faults or is found wrong raises chainrule.plugged.Disqualified ("failed qualification").
+    ``range_sweep``: False leaves out the numerical-range sweep (as a qualification run does).
     """
     sizes = size_limits(SEARCH.bounded(max_width, max_batch, max_depth))  # ValueError before anything starts
     opened = not isinstance(implementation, Implementation)  # started here (perhaps a worker): stopped here
     implementation = as_implementation(implementation, isolate=isolate, memory_limit=memory_limit)
     if timeout is not None:
         implementation = with_timeout(implementation, timeout)
-    judges = available(oracles)
+    implementation = with_precision(implementation, precision)
+    try:
+        builtins, plugged, opened_oracles = resolve(oracles, timeout, isolate=isolate, memory_limit=memory_limit)
+    except BaseException:
+        if opened and implementation.isolated:
+            implementation.close()
+        raise
+    judges = builtins
     if not judges:
+        for oracle in opened_oracles:
+            oracle.close()
         reasons = "; ".join(f"{r.info.name}: {r.info.reason}" for r in registry())
         raise NoOracle(f"no oracle is available to judge {implementation.name} ({reasons})")
     seed = random.randrange(2**32) if seed is None else seed
@@ -204,12 +239,16 @@ def crosscheck(
     @given(strategy)
     def search(case: Case) -> None:
         nonlocal rejected, outside, deciding, kind
-        found = evidence(case)
+        case = case.in_precision(implementation.precision)
+        found = evidence(case, implementation.precision)
         if found.set_aside:
             rejected += found.set_aside == KINK
             outside += found.set_aside != KINK
             assume(False)
-        verdict = judge_by_size(implementation, case, deciding, bounds=found.bounds)
+        try:
+            verdict = judge_by_size(implementation, case, deciding, bounds=found.bounds)
+        except Disqualified as disqualified:
+            raise _Stopped(disqualified) from None
         if kind and verdict.failure_kind != kind:  # shrinking: a failure of another kind is not this one
             return
         verdicts.append(verdict)
@@ -224,9 +263,11 @@ def crosscheck(
     try:
         if budget.fault is not None:  # it hung or died while being timed
             raise _Retired(budget.fault)
+        qualified = tuple(qualify(oracle, builtins, seed, crosscheck) for oracle in plugged)  # Disqualified: nothing is judged
+        judges = deciding = builtins + [oracle.registered for oracle in plugged]
         search()
         covered = _coverage(implementation, judges, seed, sizes, budget)
-        ranges = numerical_range(implementation, judges)
+        ranges = numerical_range(implementation, builtins) if range_sweep else ()
     except CheckFailure as failure:
         failed = failure.verdict
         case = reduce_case(failed.case, lambda c: _still_fails(implementation, c, deciding, failed.failure_kind))
@@ -234,6 +275,8 @@ def crosscheck(
         raise CheckFailure(final if final.failed else failed, seed).diagnosed(implementation, judges, sizes) from None
     except _Retired as retired:
         raise CheckFailure(retired.verdict, seed).diagnosed(implementation, judges, sizes) from None
+    except _Stopped as stopped:
+        raise stopped.disqualified from None
     except FlakyFailure as error:
         failures = [e for e in error.exceptions if isinstance(e, CheckFailure)]
         if not failures:
@@ -242,6 +285,8 @@ def crosscheck(
     finally:
         if opened and implementation.isolated:
             implementation.close()
+        for oracle in opened_oracles:
+            oracle.close()
     names = tuple(r.info.name for r in judges)
     return Summary(implementation.name, names, tuple(verdicts), seed, rejected, implementation.unexercised, covered, outside, ranges, isolation=implementation.isolation,
-                   sizes=budget.reached([v.case for v in (*verdicts, *covered)]))
+                   sizes=budget.reached([v.case for v in (*verdicts, *covered)]), precision=implementation.precision.name, qualifications=qualified)

@@ -20,20 +20,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from chainrule.contract import TensorId
-from chainrule.noise import Noise, noise
+from chainrule.noise import SAFETY, Noise, noise
 from chainrule.oracles.base import OracleInfo
 from chainrule.oracles.finite_differences import ACTIVATIONS  # the judges' sigma table, never the reference's
+from chainrule.precision import FLOAT64, Precision
 
-__all__ = ["ABSOLUTE_SCALE", "DOMAIN_FRACTION", "SIGMA_PRIME_BOUND", "Sensitivity", "Tolerance", "TOLERANCES", "sensitivity", "tolerance_for", "tolerance_row"]
+__all__ = ["ABSOLUTE_SCALE", "SIGMA_PRIME_BOUND", "Sensitivity", "Tolerance", "TOLERANCES", "sensitivity", "tolerance_for", "tolerance_row"]
 
 # Generated cases have |X|, |W|, |b| <= 12 and losses of order 1: gradient entries below
 # 1e-8 * 1e-9 = 1e-17 in absolute value are rounding noise of the loss itself.
 ABSOLUTE_SCALE = 1e-8
 # |sigma'| <= 1.13 for every activation of the contract (gelu's maximum; silu 1.10, the rest <= 1).
 SIGMA_PRIME_BOUND = 1.13
-# A case is evidence about the chain rule only where the plain formulas' rounding stays below this
-# fraction of every tensor's scale: ten times below the smallest classic bug (~1e-3, gelu's tanh form).
-DOMAIN_FRACTION = 1e-4
 
 
 @dataclass(frozen=True)
@@ -43,6 +41,10 @@ class Tolerance:
     loss_floor: float  # scale(T) >= loss_floor * |L|
     loss_rtol: float  # allowed |got - expected| for the loss, relative to max(|L|, 1e-3)
     reason: str
+
+    def at_least(self, rounding: float) -> "Tolerance":
+        """The same tolerance, with rtol and loss_rtol no tighter than ``rounding`` (Sensitivity.rounding)."""
+        return dataclasses.replace(self, rtol=max(self.rtol, rounding), loss_rtol=max(self.loss_rtol, rounding))
 
 
 TOLERANCES = {
@@ -103,13 +105,16 @@ def tolerance_for(info: OracleInfo) -> Tolerance:
 @dataclass(frozen=True)
 class Sensitivity:
     """The floors of one case: M_T per gradient tensor (its size with no unit saturated), what a
-    plain float64 evaluation of the article's formulas may be off by per entry and for the loss
-    (chainrule.noise), and why the case is no evidence about the chain rule ("" when it is)."""
+    plain evaluation of the article's formulas in the source's precision may be off by per entry
+    and for the loss (chainrule.noise), why the case is no evidence about the chain rule ("" when
+    it is), and ``rounding``: SAFETY eps of the precision, the least relative error any comparison
+    allows (an answer rounded to that precision; far below every rtol in float64)."""
 
     grads: list[tuple[np.ndarray, np.ndarray]]  # (M_dW, M_db) per layer
     loss: float  # the loss's noise floor, absolute
     noise: list[tuple[np.ndarray, np.ndarray]]  # per-entry noise floors, absolute
     outside: str = ""
+    rounding: float = SAFETY * FLOAT64.eps
 
     def within_judges(self) -> "Sensitivity":
         """The same floors for judging outside the chain rule's domain too (the numerical-range
@@ -117,16 +122,17 @@ class Sensitivity:
         return dataclasses.replace(self, outside="")
 
 
-def sensitivity(arch, params, X: np.ndarray, Y: np.ndarray) -> Sensitivity:
+def sensitivity(arch, params, X: np.ndarray, Y: np.ndarray, precision: Precision = FLOAT64) -> Sensitivity:
     """The case's floors. M_T bounds |dL/dW|, |dL/db| with no unit saturated: the backward pass
     in absolute values, from the judges' own forward pass (never the reference's),
 
         M_dZ(L) = c (|A(L)| + |Y|) / N       (c = 2 for mse, 1 for the log losses)
         M_dW(l) = M_dZ(l)^T |A(l-1)|,  M_db(l) = M_dZ(l)^T 1,  M_dZ(l-1) = 1.13 M_dZ(l) |W(l)|.
 
-    The case lies outside the chain rule's domain where the plain formulas overflow, or where
-    their rounding exceeds DOMAIN_FRACTION of a tensor's scale max(|plain|, 1e-4 M_T) or of
-    max(|L|, 1e-3): there no float64 implementation written from the article can be judged."""
+    The case lies outside the chain rule's domain where the plain formulas overflow ``precision``,
+    or where their rounding exceeds its domain_fraction of a tensor's scale max(|plain|, 1e-4 M_T)
+    or of max(|L|, 1e-3): there no implementation written from the article in that precision can
+    be judged. Beyond the plain formulas' range the floors are SAFETY eps M_T (the judges compare there)."""
     A = [np.asarray(X, dtype=np.float64)]
     for (W, b), name in zip(params, arch.activations):
         A.append(ACTIVATIONS[name](A[-1] @ W.T + b))
@@ -137,20 +143,21 @@ def sensitivity(arch, params, X: np.ndarray, Y: np.ndarray) -> Sensitivity:
         bounds.append((dZ.T @ np.abs(A[l]), dZ.sum(axis=0)))
         dZ = SIGMA_PRIME_BOUND * dZ @ np.abs(params[l][0])
     bounds = bounds[::-1]
-    floors = noise(arch, params, X, Y)
+    floors = noise(arch, params, X, Y, precision=precision)
+    rounding = SAFETY * precision.eps
     if floors.outside:  # no plain evaluation to measure: only the judges, stable everywhere, compare here
-        zeros = [(np.zeros_like(M_W), np.zeros_like(M_b)) for M_W, M_b in bounds]
-        return Sensitivity(bounds, 0.0, zeros, floors.outside)
-    return Sensitivity(bounds, floors.loss, floors.grads, _imprecise(floors, bounds))
+        judged = [(rounding * M_W, rounding * M_b) for M_W, M_b in bounds]
+        return Sensitivity(bounds, 0.0, judged, floors.outside, rounding)
+    return Sensitivity(bounds, floors.loss, floors.grads, _imprecise(floors, bounds, precision.domain_fraction), rounding)
 
 
-def _imprecise(floors: Noise, bounds) -> str:
-    """Which quantity the plain formulas cannot resolve to DOMAIN_FRACTION, or ""."""
-    if floors.loss > DOMAIN_FRACTION * max(abs(floors.plain_loss), 1e-3):
+def _imprecise(floors: Noise, bounds, fraction: float) -> str:
+    """Which quantity the plain formulas cannot resolve to ``fraction``, or ""."""
+    if floors.loss > fraction * max(abs(floors.plain_loss), 1e-3):
         return f"the plain formulas' rounding reaches {floors.loss / max(abs(floors.plain_loss), 1e-3):.1g} of the loss"
     for tensor, floor, plain, M in zip(TensorId.every(len(bounds)), _flat(floors.grads), _flat(floors.plain_grads), _flat(bounds)):
         scale = max(float(np.abs(plain).max(initial=0.0)), 1e-4 * float(M.max(initial=0.0)), ABSOLUTE_SCALE)
-        if floor.max(initial=0.0) > DOMAIN_FRACTION * scale:
+        if floor.max(initial=0.0) > fraction * scale:
             return f"the plain formulas' rounding reaches {floor.max() / scale:.1g} of {tensor.name}"
     return ""
 

@@ -50,3 +50,11 @@ class OracleInfo:
     exact: bool = True  # exact to rounding (autodiff), or approximate (finite differences)
     kink_derivatives: dict[str, float | None] = field(default_factory=lambda: dict(KINK_DERIVATIVES))
     honours_declarations: bool = False  # gradients(..., kink_derivatives=) computes with a declared convention
+    plugged: bool = False  # plugged in by the user (chainrule.plugged): judges once qualified, never over the built-in ones
+    activations: tuple[str, ...] | None = None  # what it judges (None: everything); a case outside it is not its to judge
+    losses: tuple[str, ...] | None = None
+
+    def supports(self, arch) -> bool:
+        """Whether it judges a case of this architecture: every activation and the loss declared."""
+        return (self.losses is None or arch.loss in self.losses) and (
+            self.activations is None or all(name in self.activations for name in arch.activations))

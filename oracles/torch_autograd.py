@@ -15,6 +15,10 @@ whose derivative is the contract's: relu = where(z > 0, z, 0) has relu'(0) = 0 (
 be 1), leaky_relu'(0) = 0.01, softplus = logaddexp(z, 0) (F.softplus turns exactly linear above
 20), gelu = z Phi(z) with Phi(z) = erfc(-z / sqrt 2) / 2 (exact, not the tanh approximation),
 and elu's exp branch only ever sees z <= 0, so no inf reaches the unused branch.
+
+For chainrule's diagnosis (chainrule.float32), ``gradients`` also computes variants of the
+contract's network: an activation's constant (``CONSTANTS``: leaky_relu's slope, the sqrt 2 of
+gelu's erf) set to another value, or activations and the loss evaluated in float32.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import torch
 from chainrule.contract import KINKED, LEAKY_SLOPE
 from chainrule.oracles.base import OracleGradients, OracleInfo
 
-__all__ = ["TorchAutograd"]
+__all__ = ["CONSTANTS", "TorchAutograd"]
 
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 
@@ -51,6 +55,13 @@ ACTIVATIONS = {
     "softmax": lambda z: torch.softmax(z, dim=1),
 }
 
+# The constant in an activation's formula that a variant may set: (its name, the contract's value,
+# the activation with that value).
+CONSTANTS = {
+    "leaky_relu": ("slope", LEAKY_SLOPE, lambda c: lambda z: torch.where(z > 0, z, c * z)),
+    "gelu": ("sqrt(2)", math.sqrt(2.0), lambda c: lambda z: 0.5 * z * torch.erfc(-z / c)),
+}
+
 # N * L from the output layer's z and a; divided by N once, in ``gradients``.
 LOSSES = {
     "mse": lambda z, a, Y: ((a - Y) ** 2).sum(),
@@ -67,6 +78,11 @@ def _tensor(array: np.ndarray, requires_grad: bool = False) -> Tensor:
 def _numpy(tensor: Tensor) -> np.ndarray:
     """A float64 numpy copy of ``tensor`` (never a view into a torch buffer)."""
     return tensor.detach().numpy().copy()
+
+
+def _float32(function):
+    """``function`` evaluated in float32: its tensor arguments rounded, its result back in float64."""
+    return lambda *tensors: function(*(t.float() for t in tensors)).double()
 
 
 def _at_kinks(activation, slope: float, derivative: float):
@@ -97,13 +113,20 @@ class TorchAutograd:
             available=True, exact=True, kink_derivatives=_kink_derivatives(), honours_declarations=True,
         )
 
-    def gradients(self, arch, params, X, Y, kink_derivatives: dict[str, float] | None = None) -> OracleGradients:
+    def gradients(
+        self, arch, params, X, Y, kink_derivatives: dict[str, float] | None = None, constants: dict[str, float] | None = None,
+        in_float32: frozenset[str] = frozenset(),
+    ) -> OracleGradients:
         """The loss, (dL/dW, dL/db) per layer, and the kinked activations hit at exactly z = 0;
         with ``kink_derivatives``, d sigma/dz at exactly 0 is the value given there (a declared
-        convention, judged as declared) instead of this oracle's own."""
-        activations = dict(ACTIVATIONS)
+        convention, judged as declared) instead of this oracle's own. Variants: ``constants``
+        sets an activation's constant (CONSTANTS, by activation name); the activations and loss
+        named in ``in_float32`` are evaluated in float32 (value and derivative)."""
+        activations = dict(ACTIVATIONS) | {name: CONSTANTS[name][2](value) for name, value in (constants or {}).items()}
         for name, derivative in (kink_derivatives or {}).items():
             activations[name] = _at_kinks(ACTIVATIONS[name], self.info.kink_derivatives[name], derivative)
+        activations |= {name: _float32(activations[name]) for name in in_float32 if name in activations}
+        loss_of = _float32(LOSSES[arch.loss]) if arch.loss in in_float32 else LOSSES[arch.loss]
         leaves = [(_tensor(W, True), _tensor(b, True)) for W, b in params]
         with torch.enable_grad():
             a = _tensor(X)
@@ -113,7 +136,7 @@ class TorchAutograd:
                 a = activations[name](z)
                 if name in KINKED and bool((z == 0).any()):
                     kinks.add(name)
-            loss = LOSSES[arch.loss](z, a, _tensor(Y)) / len(X)
+            loss = loss_of(z, a, _tensor(Y)) / len(X)
             flat = torch.autograd.grad(loss, [t for pair in leaves for t in pair])
         grads = [(_numpy(dW), _numpy(db)) for dW, db in zip(flat[0::2], flat[1::2])]
         return OracleGradients(loss.item(), grads, trusted=None, kinks=frozenset(kinks))

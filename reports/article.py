@@ -73,6 +73,13 @@ def article_values(implementations: list[Implementation], judges: list[Registere
         except Fault as fault:
             sources.append(ArticleSource(implementation.name, (), f"{fault.kind}: {fault.message}"))
     for registered in judges:
-        result = registered.oracle.gradients(article.ARCH, article.PARAMS, article.X, article.Y)
+        if not registered.info.supports(article.ARCH):  # a plugged-in oracle judges only what it declares
+            sources.append(ArticleSource(registered.info.name, (), "does not judge the article's network (outside what it declares)"))
+            continue
+        try:
+            result = registered.oracle.gradients(article.ARCH, article.PARAMS, article.X, article.Y)
+        except Exception as error:  # a plugged-in oracle that faults (chainrule.plugged.Disqualified)
+            sources.append(ArticleSource(registered.info.name, (), str(error).split("\n")[0]))
+            continue
         sources.append(ArticleSource(registered.info.name, _flatten(result.loss, result.grads)))
     return Article(article_case().describe(), labels(), _published(), tuple(sources))

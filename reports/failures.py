@@ -19,6 +19,7 @@ from chainrule.compare import TensorComparison
 from chainrule.diagnosis import diagnose
 from chainrule.judge import judge
 from chainrule.oracles.registry import Registered
+from chainrule.plugged import Disqualified
 from chainrule.reports.records import Counterexample, Disagreement, TensorView
 from chainrule.search import CheckFailure, crosscheck
 from chainrule.sources.implementation import Implementation
@@ -71,8 +72,10 @@ def counterexample(implementation: Implementation, verdict: CaseVerdict, diagnos
 def find_counterexample(implementation: Implementation, judges: list[Registered], first_failure: Case, examples: int, seed: int) -> Counterexample:
     """The shrunk counterexample, or the sweep's first failing case when the search finds none."""
     try:
-        crosscheck(implementation, examples=examples, seed=seed, oracles=[r.info.name for r in judges])
+        crosscheck(implementation, examples=examples, seed=seed, oracles=list(judges))  # plugged-in judges: qualified already
     except CheckFailure as failure:
         return counterexample(implementation, failure.verdict, failure.diagnosis, shrunk=True)
+    except Disqualified:  # a plugged-in oracle found wrong on the way: the built-in oracles tell the sweep's case
+        judges = [r for r in judges if not r.info.plugged]
     verdict = judge(implementation, first_failure, judges)
     return counterexample(implementation, verdict, diagnose(implementation, verdict, judges), shrunk=False)

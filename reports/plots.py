@@ -19,11 +19,11 @@ LOW, HIGH = -18, 1  # decades shown
 WIDTH, HEIGHT, MARGIN = 300, 64, 14  # svg user units: plot area, and room below it for the axis labels
 
 
-def position(error: float) -> float:
-    """t in [0, 1]: where log10(error) lies between LOW and HIGH (0 for error 0)."""
+def position(error: float, low: int = LOW, high: int = HIGH) -> float:
+    """t in [0, 1]: where log10(error) lies between ``low`` and ``high`` (0 for error 0)."""
     if error <= 0:
         return 0.0
-    return min(1.0, max(0.0, (math.log10(error) - LOW) / (HIGH - LOW)))
+    return min(1.0, max(0.0, (math.log10(error) - low) / (high - low)))
 
 
 def colour(error: float) -> str:
@@ -60,12 +60,13 @@ class Histogram:
     margin: int = MARGIN
 
 
-def histogram(points: list[tuple[float, bool]], tolerance: float) -> Histogram:
-    """How many (error, disagreed) points fall in each decade [10^d, 10^(d+1)); zeros in the first."""
-    decades = HIGH - LOW
+def histogram(points: list[tuple[float, bool]], tolerance: float, low: int = LOW, high: int = HIGH) -> Histogram:
+    """How many (error, disagreed) points fall in each decade [10^d, 10^(d+1)) from ``low`` to
+    ``high``; zeros (and anything below) in the first, anything above in the last."""
+    decades = high - low
     counts, failed = [0] * decades, [0] * decades
     for error, disagreed in points:
-        d = min(decades - 1, int(position(error) * decades))
+        d = min(decades - 1, int(position(error, low, high) * decades))
         counts[d] += 1
         failed[d] += disagreed
     tallest = max(counts, default=0) or 1
@@ -74,8 +75,9 @@ def histogram(points: list[tuple[float, bool]], tolerance: float) -> Histogram:
     for d, count in enumerate(counts):
         if count:
             height = max(2.0, HEIGHT * count / tallest)
-            low = LOW + d
-            label = f"1e{low} to 1e{low + 1}: {count}" + (f", {failed[d]} disagreeing" if failed[d] else "")
+            start = low + d
+            span = f"1e{start} to 1e{start + 1}" if 0 < d < decades - 1 else (f"below 1e{start + 1}" if d == 0 else f"1e{start} and above")
+            label = f"{span}: {count}" + (f", {failed[d]} disagreeing" if failed[d] else "")
             bars.append(Bar(d * step + 1, HEIGHT - height, step - 2, height, count, failed[d], label))
-    ticks = tuple((WIDTH * position(10.0**d), f"1e{d}") for d in range(LOW, HIGH + 1, 6))
-    return Histogram(tuple(bars), WIDTH * position(tolerance), tolerance, ticks)
+    ticks = tuple((WIDTH * position(10.0**d, low, high), f"1e{d}") for d in range(low, high + 1, 6 if decades > 12 else 3))
+    return Histogram(tuple(bars), WIDTH * position(tolerance, low, high), tolerance, ticks)

@@ -39,6 +39,7 @@ class Record:
     seconds: float | None = None  # the judged source's time to answer (twice for plug-ins: answer() asks twice)
     method: str = ""  # the tolerance row that judged it: "exact" or "finite_differences"
     note: str = ""  # refinement done, fault message, or why skipped
+    allowance: float | None = None  # the worst error in units of what was allowed (Comparison.worst_allowance): above 1 disagrees
 
     def decided(self, comparison: Comparison, seconds: float, method: str) -> "Record":
         return dataclasses.replace(
@@ -49,6 +50,7 @@ class Record:
             seconds=seconds,
             method=method,
             note=comparison.note,
+            allowance=comparison.worst_allowance,
         )
 
     def faulted(self, fault: Fault, seconds: float) -> "Record":
@@ -67,6 +69,8 @@ class Source:
     spec: str  # how it was named: MODULE:ATTR, a command, or the oracle's framework
     detail: str = ""  # framework and version, or why it could not be loaded / is unavailable
     available: bool = True
+    plugged: bool = False  # a plugged-in oracle (kind "oracle"): what it declares and its qualification in detail; unavailable when it failed
+    precision: str = "float64"  # the precision it is judged in (chainrule.precision), as it declares
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from chainrule.reports.records import Report
 
 __all__ = ["SCHEMA_VERSION", "to_json", "from_json", "write", "read_json"]
 
-SCHEMA_VERSION = 1  # results.json's top-level "schema_version"; raised whenever a record's fields change meaning
+SCHEMA_VERSION = 2  # results.json's top-level "schema_version"; raised whenever a record's fields are added, removed or change meaning
+# 2: Source.plugged (plugged-in oracles, chainrule.plugged), Source.precision, Record.allowance
 
 
 def _encode(value):

@@ -2,13 +2,17 @@
 
     sources   the reference, each --impl, each --cmd, each installed entry point (one that cannot
               be loaded gets an error verdict, reports/sources.py)
+    oracles   the built-in ones, then each --oracle, --oracle-cmd and installed chainrule.oracles
+              entry point once it passes its qualification run (one that fails is a source marked
+              unavailable, with its counterexample among the failures)
     cases     the article's worked example + ``--examples`` generated from ``--seed``
     records   every implementation x oracle x case, and every pair of oracles (reports/sweep.py)
     failures  each failing implementation's shrunk counterexample (reports/failures.py)
 
-Exit status as ``chainrule check``: 2 when a plug-in could not be loaded or started (the
-others are still checked and the report still written), else 1 when any comparison disagrees
-or a source errs, else 0.
+Exit status as ``chainrule check``: 2 when a plug-in could not be loaded or started, or a
+plugged-in oracle failed qualification (before the sweep, or on a later case where the built-in
+oracles found it wrong: the others are still checked and the report still written), else 1 when
+any comparison disagrees or a source errs, else 0.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from rich.console import Console
@@ -28,17 +33,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from chainrule.numerics import numerical_range
 from chainrule.oracles.registry import available
+from chainrule.plugged import installed_oracle_names
 from chainrule.reports import html, results
 from chainrule.reports.article import article_case, article_values
 from chainrule.reports.explain import article_walkthrough
-from chainrule.reports.failures import find_counterexample
+from chainrule.reports.failures import counterexample, find_counterexample
 from chainrule.reports.records import Environment, RangeRow, Report, Settings, Status, ToleranceRow
-from chainrule.reports.sources import load_plugins, oracle_sources
+from chainrule.reports.sources import load_plugins, oracle_sources, plug_oracles
 from chainrule.reports.sweep import ARTICLE, case_info, generate, sweep
 from chainrule.status import Exit
 from chainrule.tolerances import TOLERANCES
 
-__all__ = ["build_report", "exit_status", "report_command"]
+__all__ = ["build_report", "disqualified_later", "exit_status", "report_command"]
 
 FAILED = (Status.DISAGREE, Status.ERROR)
 
@@ -67,25 +73,31 @@ def _progress():
         yield progress
 
 
-def build_report(impls: list[str], cmds: list[str], examples: int, seed: int, jobs: int = 1) -> Report:
-    """Everything the report shows, with a progress bar on stderr while it works."""
+def build_report(impls: list[str], cmds: list[str], examples: int, seed: int, jobs: int = 1, oracles: list[tuple[str, str]] = ()) -> Report:
+    """Everything the report shows, with a progress bar on stderr while it works. ``oracles``:
+    (kind, spec) of each plugged-in oracle ("impl", "cmd", "entry"), qualified before the sweep."""
     started, date = time.perf_counter(), datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     plugins, implementations, sources = load_plugins(impls, cmds)
+    plugged: list = []
     try:
-        judges = available()
+        builtins = available()
+        plugged, plugged_sources, disqualified = plug_oracles(list(oracles), seed, builtins)
+        judges = builtins + [oracle.registered for oracle in plugged]
         with _progress() as progress:
             task = progress.add_task("generating cases", total=None)
             drawn, rejected = generate(examples, seed)
             numbered = [(ARTICLE, article_case())] + [(f"case-{k:03d}", case) for k, case in enumerate(drawn, start=1)]
             progress.update(task, description="judging cases", total=len(numbered), completed=0)
-            records = sweep(numbered, plugins, implementations, judges, jobs, lambda n: progress.advance(task, n))
+            records = sweep(numbered, plugins, implementations, judges, jobs, lambda n: progress.advance(task, n), plugged)
             cases = dict(numbered)
             failing = [
                 (implementation, next(cases[r.case] for r in records if r.implementation == implementation.name and r.status in FAILED))
                 for implementation in implementations
                 if any(r.implementation == implementation.name and r.status in FAILED for r in records)
             ]
-            counterexamples = []
+            counterexamples = [  # each oracle that failed qualification, told by its own counterexample
+                counterexample(SimpleNamespace(name=error.oracle), error.verdict, error.diagnosis, shrunk=True) for error in disqualified if error.verdict is not None
+            ]
             if failing:
                 shrink = progress.add_task("shrinking counterexamples", total=len(failing))
                 for implementation, first in failing:
@@ -95,26 +107,36 @@ def build_report(impls: list[str], cmds: list[str], examples: int, seed: int, jo
             ranges = progress.add_task("sweeping the numerical range", total=len(implementations))
             numerics = []
             for implementation in implementations:
-                numerics += [RangeRow(implementation.name, *dataclasses.astuple(finding)) for finding in numerical_range(implementation, judges)]
+                numerics += [RangeRow(implementation.name, *dataclasses.astuple(finding)) for finding in numerical_range(implementation, builtins)]
                 progress.advance(ranges)
     finally:
         for implementation in implementations:
             implementation.close()
+        for oracle in plugged:
+            oracle.close()
     tolerances = tuple(
         ToleranceRow(kind, t.rtol, tuple((f.name, getattr(t, f.name)) for f in dataclasses.fields(t) if f.name != "reason"), t.reason)
         for kind, t in TOLERANCES.items()
     )
     settings = Settings(seed, examples, jobs, date, time.perf_counter() - started, rejected)
     return Report(
-        settings, _environment(), tolerances, tuple(sources + oracle_sources()),
+        settings, _environment(), tolerances, tuple(sources + oracle_sources(plugged_sources)),
         tuple(case_info(case_id, case) for case_id, case in numbered), tuple(records),
         tuple(counterexamples), article, article_walkthrough(), tuple(numerics),
     )
 
 
+def disqualified_later(report: Report) -> list[str]:
+    """The plugged-in oracles the built-in ones found wrong on a case of the sweep (their pair records disagree)."""
+    plugged = {s.name for s in report.sources if s.plugged and s.available}
+    builtin = {s.name for s in report.sources if s.kind == "oracle" and not s.plugged}
+    return sorted({r.implementation for r in report.records if r.implementation in plugged and r.oracle in builtin and r.status is Status.DISAGREE})
+
+
 def exit_status(report: Report) -> int:
-    """2 if a plug-in could not be loaded, 1 if anything disagreed or erred (or nothing could judge), else 0."""
-    if any(not s.available and s.kind != "oracle" for s in report.sources):
+    """2 if a plug-in could not be loaded or a plugged-in oracle failed qualification (before the
+    sweep or on a later case), 1 if anything disagreed or erred (or nothing could judge), else 0."""
+    if any(not s.available and (s.kind != "oracle" or s.plugged) for s in report.sources) or disqualified_later(report):
         return Exit.USAGE
     if not any(s.available for s in report.sources if s.kind == "oracle"):
         return Exit.DISAGREE
@@ -123,10 +145,14 @@ def exit_status(report: Report) -> int:
 
 def report_command(args) -> int:
     """``chainrule report``: results.json, then index.html rendered from that file alone."""
-    report = build_report(args.impl, args.cmd, args.examples, args.seed, args.jobs)
+    oracles = [("impl", spec) for spec in args.oracle] + [("cmd", spec) for spec in args.oracle_cmd]
+    report = build_report(args.impl, args.cmd, args.examples, args.seed, args.jobs, oracles + [("entry", name) for name in installed_oracle_names()])
     for source in report.sources:
-        if not source.available and source.kind != "oracle":
+        if not source.available and (source.kind != "oracle" or source.plugged):
             print(f"chainrule: error: {source.detail}", file=sys.stderr)
+    for name in disqualified_later(report):
+        print(f"chainrule: error: oracle {name} (plugged in) failed qualification on a later case: the built-in oracles disagree with it "
+              "there (the agreement matrix frames the cells)", file=sys.stderr)
     out = Path(args.out)
     results.write(report, out / "results.json")
     html.write(results.read_json(out / "results.json"), out / "index.html")

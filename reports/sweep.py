@@ -11,12 +11,20 @@ the approximate oracle judges (its tolerance and its trust mask are the ones tha
 finite difference across a kink is no evidence), with Richardson refinement of disputed
 entries (``adjudicate``); between two exact oracles, the earlier in the registry judges.
 
-``--jobs N`` spreads chunks of cases over N processes; each reopens the plug-ins itself. Every
-record depends on its case alone, so the records are the same for any N (timings aside).
+A plugged-in oracle (chainrule.plugged, qualified before the sweep) judges only the cases it
+declares (the others' records are skipped) and is judged by the built-in oracles. Where it alone
+rejects an answer every built-in oracle accepts and is itself wrong there (chainrule.judge), its
+record on that answer is set aside as no evidence, saying so, and its own pair records show the
+disagreement (``chainrule report`` exits 2 then: it failed qualification on a later case).
+
+``--jobs N`` spreads chunks of cases over N processes; each reopens the plug-ins (and the
+plugged-in oracles) itself. Every record depends on its case alone, so the records are the same
+for any N (timings aside).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
@@ -29,7 +37,9 @@ from chainrule.case import Case
 from chainrule.evidence import evidence
 from chainrule.judge import ask_oracles, judge, judge_oracle
 from chainrule.oracles.registry import Registered, available
-from chainrule.reports.records import CaseInfo, Record
+from chainrule.plugged import Disqualified, PluggedOracle, open_oracle
+from chainrule.precision import FLOAT64
+from chainrule.reports.records import CaseInfo, Record, Status
 from chainrule.reports.sources import Plugin, open_plugin
 from chainrule.sources.implementation import Implementation
 from chainrule.strategies import cases
@@ -77,24 +87,50 @@ def oracle_pairs(judges: list[Registered]) -> list[tuple[Registered, Registered]
 
 
 def records_of_case(case_id: str, case: Case, implementations: list[Implementation], judges: list[Registered]) -> list[Record]:
-    """Every record of one case: each implementation against each oracle, then each pair of oracles."""
+    """Every record of one case: each implementation against each oracle, then each pair of oracles.
+    An implementation that declares another precision is asked the case rounded to it (the oracles
+    asked again on that one) and judged within that precision's floors; where the case lies outside
+    the chain rule's domain in that precision, its records are skipped with why."""
     answers = ask_oracles(case, judges)
     bounds = sensitivity(case.arch, case.params, case.X, case.Y)
+    in_precision = {FLOAT64: (case, answers, bounds)}
     records = []
+    outside = "outside the activations and losses the oracle declares"
     for implementation in implementations:
         blank = [Record(implementation.name, registered.info.name, case_id) for registered in judges]
         if not implementation.supports(case.arch):
             records += [record.skipped("outside the activations and losses it declares") for record in blank]
             continue
-        verdict = judge(implementation, case, judges, answers, bounds)
-        if verdict.fault is not None:
-            records += [record.faulted(verdict.fault, verdict.seconds) for record in blank]
-        else:
-            records += [
-                record.decided(comparison, verdict.seconds, tolerance_row(registered.info))
-                for record, comparison, registered in zip(blank, verdict.comparisons, judges)
-            ]
+        precision = implementation.precision
+        if precision not in in_precision:
+            rounded = case.in_precision(precision)
+            in_precision[precision] = (rounded, ask_oracles(rounded, judges), sensitivity(rounded.arch, rounded.params, rounded.X, rounded.Y, precision))
+        mine, answers, bounds = in_precision[precision]
+        if bounds.outside:
+            records += [record.skipped(f"outside the chain rule's domain in {precision}: {bounds.outside}") for record in blank]
+            continue
+        set_aside = {}
+        try:
+            verdict = judge(implementation, mine, judges, answers, bounds)
+        except Disqualified as error:  # a plugged-in oracle wrong where its answer would decide: the built-in ones judge
+            verdict = judge(implementation, mine, [r for r in judges if r.info.name != error.oracle], answers, bounds)
+            set_aside[error.oracle] = str(error).split("\n")[0]
+        decided = {comparison.oracle: comparison for comparison in verdict.comparisons}
+        for record, registered in zip(blank, judges):
+            name = registered.info.name
+            if name in set_aside:
+                records.append(dataclasses.replace(record, status=Status.NO_EVIDENCE, note=set_aside[name]))
+            elif verdict.fault is not None:
+                records.append(record.faulted(verdict.fault, verdict.seconds))
+            elif name not in decided:
+                records.append(record.skipped(outside))
+            else:
+                records.append(record.decided(decided[name], verdict.seconds, tolerance_row(registered.info)))
+    case, answers, bounds = in_precision[FLOAT64]
     for judged, judging in oracle_pairs(judges):
+        if not (judged.info.supports(case.arch) and judging.info.supports(case.arch)):
+            records.append(Record(judged.info.name, judging.info.name, case_id).skipped(outside))
+            continue
         comparison = judge_oracle(judged, judging, case, answers, bounds)
         seconds = answers[judged.info.name][1]
         records.append(Record(judged.info.name, judging.info.name, case_id).decided(comparison, seconds, tolerance_row(judging.info)))
@@ -104,9 +140,13 @@ def records_of_case(case_id: str, case: Case, implementations: list[Implementati
 _worker: dict = {}  # per process with --jobs: the reopened implementations and the judges
 
 
-def _start_worker(plugins: list[Plugin]) -> None:
+def _start_worker(plugins: list[Plugin], oracles: list[tuple[str, str, str]] = ()) -> None:
+    """Reopen the plug-ins and the plugged-in oracles ``(kind, spec, name)``, qualified in the parent already."""
     _worker["implementations"] = [open_plugin(plugin) for plugin in plugins]
-    _worker["judges"] = available()
+    plugged = [open_oracle(kind, spec) for kind, spec, _ in oracles]
+    for oracle, (_, _, name) in zip(plugged, oracles):
+        oracle.renamed(name)
+    _worker["judges"] = available() + [oracle.registered for oracle in plugged]
 
 
 def _judge_chunk(chunk: list[tuple[str, Case]]) -> list[Record]:
@@ -120,8 +160,10 @@ def sweep(
     judges: list[Registered],
     jobs: int = 1,
     advance: Callable[[int], None] = lambda done: None,
+    oracles: list[PluggedOracle] = (),
 ) -> list[Record]:
-    """Every record over the cases, in case order; ``advance(n)`` after each n cases judged."""
+    """Every record over the cases, in case order; ``advance(n)`` after each n cases judged.
+    ``oracles``: the plugged-in ones among ``judges``, reopened by each process with ``jobs``."""
     if jobs <= 1:
         records = []
         for case_id, case in numbered:
@@ -131,7 +173,8 @@ def sweep(
     chunks = [numbered[i : i + CHUNK] for i in range(0, len(numbered), CHUNK)]
     context = multiprocessing.get_context("spawn")  # fork after torch/jax start threads can deadlock
     records = []
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(plugins,)) as pool:
+    reopen = [(oracle.kind, oracle.spec, oracle.info.name) for oracle in oracles]
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(plugins, reopen)) as pool:
         for chunk, chunk_records in zip(chunks, pool.map(_judge_chunk, chunks)):
             records += chunk_records
             advance(len(chunk))

@@ -5,7 +5,8 @@
   case's status is the strongest over its oracles;
 - matrix: per (source, oracle) pair, the worst error over the cases compared (AGREE or
   DISAGREE: a convention difference is listed apart, NO_EVIDENCE compared nothing); a pair of
-  oracles is one set of records, shown in both cells;
+  oracles is one set of records, shown in both cells; a plugged-in oracle (Source.plugged) is a
+  column and a row like any oracle, marked as plugged in;
 - coverage: cases per activation x loss and per depth x batch size, with the failing ones;
 - distributions: a histogram of every compared pair's errors with its tolerance.
 """
@@ -84,6 +85,7 @@ class View:
     failures: tuple  # (Counterexample, [(Disagreement, [(TensorView, rows of (got, expected, bad, title))])])
     article: tuple[tuple[str, str, tuple[tuple[str, bool], ...]], ...]  # (label, published, (value, matches) per source)
     cases: tuple[tuple[str, str, str, str], ...]  # (id, description, status, how it was judged)
+    plugged: tuple[str, ...] = ()  # the oracles among ``oracles`` that are plugged in (chainrule.plugged), marked as such
 
 
 def _case_statuses(records: list[Record]) -> dict[str, Status]:
@@ -151,15 +153,20 @@ def _grids(report: Report, failed_cases: set[str]) -> tuple[Grid, ...]:
     )
 
 
-def _distributions(report: Report, rows: list[str], oracles: tuple[str, ...], tolerances: dict) -> tuple[Distribution, ...]:
+ALLOWANCE_DECADES = (-12, 6)  # the histograms' range in units of what was allowed: agreement far below 1, wrong answers far above
+
+
+def _distributions(report: Report, rows: list[str], oracles: tuple[str, ...]) -> tuple[Distribution, ...]:
+    """Per (source, oracle): the worst error of each case in units of what was allowed there (the
+    larger of rtol scale(T) and the case's noise floor in the source's precision), so that 1 is
+    the bound for every source and every case."""
     plotted = []
     for row in rows:
         for column in oracles:
-            compared = [r for r in report.records if r.implementation == row and r.oracle == column and r.status in COMPARED]
+            compared = [r for r in report.records if r.implementation == row and r.oracle == column and r.status in COMPARED and r.allowance is not None]
             if compared:
-                points = [(r.worst_error, r.status is Status.DISAGREE) for r in compared]
-                method = compared[0].method
-                plotted.append(Distribution(row, column, method, plots.histogram(points, tolerances[method].rtol)))
+                points = [(r.allowance, r.status is Status.DISAGREE) for r in compared]
+                plotted.append(Distribution(row, column, compared[0].method, plots.histogram(points, 1.0, *ALLOWANCE_DECADES)))
     return tuple(plotted)
 
 
@@ -211,18 +218,17 @@ def _cases(report: Report, oracles: tuple[str, ...]) -> tuple:
 
 def view(report: Report) -> View:
     """Everything the template draws."""
-    tolerances = {row.kind: row for row in report.tolerances}
     oracles = tuple(s.name for s in report.sources if s.kind == "oracle" and s.available)
     judged = [s for s in report.sources if s.kind != "oracle"]
     verdicts = tuple(_verdict(s, [r for r in report.records if r.implementation == s.name], oracles) for s in judged)
     rows = [s.name for s in judged if s.available] + list(oracles)
-    kinds = {s.name: s.kind for s in report.sources}
+    kinds = {s.name: ("oracle, plugged in" if s.plugged else s.kind) + ("" if s.precision == "float64" else f", {s.precision}") for s in report.sources}
     matrix = tuple((row, kinds[row], tuple(_cell(report.records, row, column) for column in oracles)) for row in rows)
     failed_cases = {r.case for r in report.records if r.status in FAILED}
     descriptions = {c.id: c.description for c in report.cases}
     conventions = tuple((r, descriptions[r.case]) for r in report.records if r.status is Status.CONVENTION)
     return View(
         report, verdicts, oracles, matrix, tuple(plots.legend()), _grids(report, failed_cases),
-        _distributions(report, rows, oracles, tolerances), conventions, _failures(report),
-        _article(report), _cases(report, oracles),
+        _distributions(report, rows, oracles), conventions, _failures(report),
+        _article(report), _cases(report, oracles), tuple(s.name for s in report.sources if s.plugged and s.available),
     )

@@ -35,7 +35,7 @@ class Raises:
 '''
 KEYS = {
     "schema_version", "chainrule_version", "implementation", "status", "exit_code", "message", "seed", "examples", "arch",
-    "oracles", "counts", "not_exercised", "numerical_range", "counterexample",
+    "oracles", "counts", "not_exercised", "numerical_range", "counterexample", "qualifications", "disqualified", "precision",
 }
 
 
@@ -134,7 +134,7 @@ def test_json_fault_is_an_error(capsys, throwaway):
 
 
 def test_json_without_an_oracle_is_an_error(capsys, monkeypatch):
-    monkeypatch.setattr("chainrule.search.available", lambda names=None: [])
+    monkeypatch.setattr("chainrule.plugged.available", lambda names=None: [])  # crosscheck's built-in judges (chainrule.plugged.resolve)
     code, document, err = run_json(capsys, "chainrule.reference:Reference", "--examples", "5")
     assert (code, document["status"], document["counterexample"]) == (1, "error", None)
     assert "no oracle" in document["message"] and document["message"] in err

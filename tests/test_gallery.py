@@ -27,7 +27,7 @@ CROSSCHECK_SEED = 11
 COMMAND_SEED = 12
 BUG_SEED = 13
 JUDGE = "finite_differences"  # rejections are shown against one judge (numpy only): shrinking asks it hundreds of times
-LIBRARIES = ("autograd", "mygrad")  # members named after the package they need
+LIBRARIES = {"autograd": "autograd", "mygrad": "mygrad", "torch_float32": "torch", "torch_float16": "torch", "torch_bfloat16": "torch"}  # member: the package it needs
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 
 # What each bug breaks: the activation whose σ' is wrong, or None when the output layer's σ' is
@@ -38,7 +38,12 @@ BROKEN_ACTIVATION = {
     "autograd": "softplus",
     "mygrad": "gelu",
     "plain_js": None,
+    "article_float32": "sigmoid",
+    "plain32_js": None,
+    "torch_float32": "silu",
 }
+# The names the Node.js members' bugged variants give themselves in their describe reply.
+COMMAND_NAMES = {"plain_js": "plain-js (bug: no sigma' at the output)", "plain32_js": "plain32-js (bug: no sigma' at the output)"}
 
 
 def member_params(table):
@@ -47,8 +52,8 @@ def member_params(table):
     params = []
     for member, arguments in table.items():
         marks = [needs_node] if arguments[0] == "--cmd" else []
-        if member in LIBRARIES and importlib.util.find_spec(member) is None:
-            marks.append(pytest.mark.skip(reason=f"{member} is not installed (pip install -e '.[test]')"))
+        if member in LIBRARIES and importlib.util.find_spec(LIBRARIES[member]) is None:
+            marks.append(pytest.mark.skip(reason=f"{LIBRARIES[member]} is not installed (pip install -e '.[test]')"))
         params.append(pytest.param(member, arguments, id=member, marks=marks))
     return params
 
@@ -120,7 +125,7 @@ def test_a_bugged_member_is_rejected_with_the_wrong_tensor_named(member, argumen
     if arguments[0] == "--cmd":  # through the command line, as a JSON-lines user meets it
         code, message = check(arguments, "--examples", str(EXAMPLES), "--seed", str(BUG_SEED), "--oracles", JUDGE)
         assert code == 1, message
-        name = "plain-js (bug: no sigma' at the output)"
+        name = COMMAND_NAMES[member]
     else:
         source = implementation(arguments)
         with pytest.raises(CheckFailure) as failure:
@@ -135,7 +140,7 @@ def _suite(members: dict) -> subprocess.CompletedProcess:
     for name, spec in members.items():
         if spec[0] == "--cmd" and shutil.which("node") is None:
             continue
-        if name in ("autograd", "mygrad") and importlib.util.find_spec(name) is None:
+        if name in LIBRARIES and importlib.util.find_spec(LIBRARIES[name]) is None:
             continue
         options += ["--chainrule-cmd", spec[1]] if spec[0] == "--cmd" else ["--chainrule-impl", spec[0]]
     argv = [sys.executable, "-m", "pytest", "tests/suite", "-p", "no:cacheprovider", "-p", "no:xdist", "-q",

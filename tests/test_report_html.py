@@ -8,7 +8,6 @@ contract, and one that cannot be imported. The faulty ones must not stop the oth
 import contextlib
 import io
 import json
-import math
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ from chainrule.reports import html, plots
 from chainrule.reports.article import PUBLISHED
 from chainrule.reports.records import Status
 from chainrule.reports.results import from_json, read_json
+from chainrule.reports.views import ALLOWANCE_DECADES
 
 EXAMPLES, SEED = 12, 1
 SCRIPT = "<script>alert(1)</script>"
@@ -194,17 +194,24 @@ def test_coverage_grid_counts_every_case(report):
     assert depth_batch.all("td", "failing"), "bias_averaged fails somewhere: some cell must show it"
 
 
-def test_error_distributions_draw_the_tolerance(report):
+def test_error_distributions_draw_errors_in_units_of_what_was_allowed(report):
+    """Every histogram has its bound at 1 (the larger of rtol scale and the case's noise floor):
+    the agreeing sources' bars all lie left of it, the broken one's red bars right of it."""
     figures = report["tree"].by_id("distributions").all("figure")
     assert len(figures) == 4 * 3 + 3  # reference, two agreeing plug-ins and the broken one x 3 oracles, and 3 oracle pairs
+    low, high = ALLOWANCE_DECADES
+    bound = plots.WIDTH * (0 - low) / (high - low)
     for figure in figures:
         svg = figure.all("svg")[0]
-        tolerance = float(re.search(r"tolerance ([0-9.e+-]+)\)", figure.all("figcaption")[0].content()).group(1))
-        line = svg.all("line", "tolerance")[0]
-        assert float(line.attrs["x1"]) == pytest.approx(plots.WIDTH * (math.log10(tolerance) - plots.LOW) / (plots.HIGH - plots.LOW), abs=0.1)
-        assert svg.all("rect")
-    broken = [f for f in figures if f.all("figcaption")[0].content().startswith("broken:bias_averaged vs")]
-    assert all(any(rect.attrs["fill"] == "#c62828" for rect in f.all("rect")) for f in broken)
+        assert "error / allowed" in figure.all("figcaption")[0].content()
+        assert float(svg.all("line", "tolerance")[0].attrs["x1"]) == pytest.approx(bound, abs=0.1)
+        broken = "broken:bias_averaged" in figure.all("figcaption")[0].content()
+        rects = svg.all("rect")
+        assert rects and all(float(r.attrs["x"]) > bound for r in rects if r.attrs["fill"] == "#c62828")
+        if not broken:
+            assert all(float(r.attrs["x"]) + float(r.attrs["width"]) <= bound + 0.1 for r in rects), figure.content()
+        else:
+            assert any(r.attrs["fill"] == "#c62828" for r in rects)
 
 
 def test_article_section_sets_the_articles_numbers_beside_each_source(report):

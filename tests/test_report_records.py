@@ -71,7 +71,7 @@ def test_a_new_record_is_pending_with_every_field_present():
     encoded = to_json(dataclasses.replace(_report(), records=(record,)))["records"][0]
     assert encoded == {
         "implementation": "reference", "oracle": "torch", "case": "case-001", "status": "pending",
-        "worst_error": None, "compared": 0, "seconds": None, "method": "", "note": "",
+        "worst_error": None, "compared": 0, "seconds": None, "method": "", "note": "", "allowance": None,
     }
 
 

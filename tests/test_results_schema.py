@@ -23,10 +23,10 @@ def _report() -> Report:
 
 
 def test_schema_version_is_written_and_read_back(tmp_path):
-    assert SCHEMA_VERSION == 1
+    assert SCHEMA_VERSION == 2
     write(_report(), tmp_path / "results.json")
     data = read_json(tmp_path / "results.json")
-    assert next(iter(data)) == "schema_version" and data["schema_version"] == 1 and "format" not in data
+    assert next(iter(data)) == "schema_version" and data["schema_version"] == 2 and "format" not in data
     assert from_json(data) == _report()
     assert json.loads(json.dumps(to_json(_report()))) == data
 
@@ -34,9 +34,9 @@ def test_schema_version_is_written_and_read_back(tmp_path):
 @pytest.mark.parametrize(
     "change, got",
     [
-        ({"schema_version": 2}, "got schema_version 2"),
-        ({"schema_version": 0}, "got schema_version 0"),
-        ({"schema_version": "1"}, "got schema_version '1'"),
+        ({"schema_version": 3}, "got schema_version 3"),
+        ({"schema_version": 1}, "got schema_version 1"),
+        ({"schema_version": "2"}, "got schema_version '2'"),
         ({"schema_version": True}, "got schema_version True"),
         ({"schema_version": None}, "got schema_version None"),
     ],

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from chainrule.precision import Precision
 from chainrule.reference import Architecture
 from chainrule.sources.faults import Fault
 from chainrule.sources.implementation import Implementation
@@ -23,30 +24,48 @@ __all__ = ["answer"]
 Params = list[tuple[np.ndarray, np.ndarray]]
 
 
-def _loss(value: object) -> float:
+def _narrower(dtype: np.dtype, precision: Precision) -> bool:
+    """A float dtype narrower than the precision an answer may come back in."""
+    return dtype.kind in "fV" and dtype.itemsize < precision.dtype.itemsize
+
+
+def _expected(precision: Precision) -> str:
+    return "float64" if precision.is_float64 else f"float64 or {precision} (its declared precision)"
+
+
+def _hint(precision: Precision) -> str:
+    return ' (declare precision = "float32" if it works in float32)' if precision.is_float64 else ""
+
+
+def _loss(value: object, precision: Precision) -> float:
     try:
         array = np.asarray(value)
     except Exception:
         raise Fault("type", f"loss is {type(value).__name__}, expected a float") from None
-    if array.shape != () or array.dtype.kind not in "fiu":
+    if array.shape != () or not _numbers(array.dtype, precision):
         raise Fault("type", f"loss is {type(value).__name__} {array.dtype} {array.shape}, expected a float")
-    if array.dtype.kind == "f" and array.dtype.itemsize < 8:
-        raise Fault("type", f"loss is {array.dtype}, expected float64")
-    loss = float(array)
+    if _narrower(array.dtype, precision):
+        raise Fault("type", f"loss is {array.dtype}, expected {_expected(precision)}{_hint(precision)}")
+    loss = float(array.astype(np.float64))
     if not math.isfinite(loss):
         raise Fault("non-finite", f"loss is {loss}")
     return loss
 
 
-def _gradient(value: object, name: str, shape: tuple[int, ...]) -> np.ndarray:
+def _numbers(dtype: np.dtype, precision: Precision) -> bool:
+    """Integers or floats (bfloat16 is a numpy void type: numbers only when declared)."""
+    return dtype.kind in "fiu" or (dtype == precision.dtype and not precision.is_float64)
+
+
+def _gradient(value: object, name: str, shape: tuple[int, ...], precision: Precision) -> np.ndarray:
     try:
         array = np.asarray(value)
     except Exception as error:
         raise Fault("type", f"{name} is {type(value).__name__}, not an array of numbers ({type(error).__name__}: {error})") from None
-    if array.dtype.kind not in "fiu":
+    if not _numbers(array.dtype, precision):
         raise Fault("type", f"{name} is {type(value).__name__} of dtype {array.dtype}, expected float64 numbers")
-    if array.dtype.kind == "f" and array.dtype.itemsize < 8:
-        raise Fault("type", f"{name} is {array.dtype}, expected float64 (float32 cannot meet the 1e-9 tolerance)")
+    if _narrower(array.dtype, precision):
+        raise Fault("type", f"{name} is {array.dtype}, expected {_expected(precision)}{_hint(precision)}")
     if array.shape != shape:
         raise Fault("shape", f"{name} has shape {array.shape}, expected {shape}")
     array = array.astype(np.float64)
@@ -55,11 +74,12 @@ def _gradient(value: object, name: str, shape: tuple[int, ...]) -> np.ndarray:
     return array
 
 
-def _validated(arch, result: object) -> tuple[float, Params]:
-    """The answer as (float, [(dW, db)]) float64 arrays, or a Fault saying what is wrong."""
+def _validated(arch, result: object, precision: Precision) -> tuple[float, Params]:
+    """The answer as (float, [(dW, db)]) float64 arrays, or a Fault saying what is wrong (arrays
+    narrower than ``precision``, the source's, among them)."""
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         raise Fault("type", f"returned {type(result).__name__}, expected a (loss, grads) pair")
-    loss, grads = _loss(result[0]), result[1]
+    loss, grads = _loss(result[0], precision), result[1]
     depth = len(arch.sizes) - 1
     if not isinstance(grads, (list, tuple)) or len(grads) != depth:
         count = len(grads) if isinstance(grads, (list, tuple)) else type(grads).__name__
@@ -68,8 +88,8 @@ def _validated(arch, result: object) -> tuple[float, Params]:
     for l, (pair, n_in, n_out) in enumerate(zip(grads, arch.sizes, arch.sizes[1:]), start=1):
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
             raise Fault("type", f"layer {l}: expected a (dW, db) pair, got {type(pair).__name__}")
-        dW = _gradient(pair[0], f"dL/dW[layer {l}]", (n_out, n_in))
-        db = _gradient(pair[1], f"dL/db[layer {l}]", (n_out,))
+        dW = _gradient(pair[0], f"dL/dW[layer {l}]", (n_out, n_in), precision)
+        db = _gradient(pair[1], f"dL/db[layer {l}]", (n_out,), precision)
         checked.append((dW, db))
     return loss, checked
 
@@ -87,6 +107,8 @@ def _call(implementation: Implementation, args: tuple) -> object:
     """The source's raw answer; a Fault for anything it raised or a call that timed out."""
     source = implementation.source
     try:
+        if getattr(source, "checks_answers", False):  # a worker process: it checks answers in the source's precision
+            return source.loss_and_gradients(*args, timeout=implementation.timeout, precision=implementation.precision.name)
         if getattr(source, "enforces_timeout", False):  # a command: it kills its own process on a hang
             return source.loss_and_gradients(*args, timeout=implementation.timeout)
         if implementation.timeout is None:
@@ -115,7 +137,7 @@ def _ask_twice(implementation: Implementation, arch, params: Params, X: np.ndarr
         return _ask(implementation, arch, params, X, Y), _ask(implementation, arch, params, X, Y)
     _not_retired(implementation)
     try:
-        return twice(arch, params, X, Y, timeout=implementation.timeout)
+        return twice(arch, params, X, Y, timeout=implementation.timeout, precision=implementation.precision.name)
     except Fault as fault:
         if fault.fatal:
             implementation.health.retired = (fault, _where(arch, X))
@@ -141,7 +163,7 @@ def _ask(implementation: Implementation, arch, params: Params, X: np.ndarray, Y:
     modified += [name for name, (a, b) in (("X", (copies[1], X)), ("Y", (copies[2], Y))) if not _same(a, b)]
     if modified:
         raise Fault("modified-arguments", f"modified its arguments in place: {', '.join(modified)}")
-    return _validated(arch, result)
+    return _validated(arch, result, implementation.precision)
 
 
 def answer(implementation: Implementation, arch, params: Params, X: np.ndarray, Y: np.ndarray, bounds: Sensitivity | None = None) -> tuple[float, Params]:
@@ -153,7 +175,7 @@ def answer(implementation: Implementation, arch, params: Params, X: np.ndarray, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         first, second = _ask_twice(implementation, arch, params, X, Y)
-    exact = TOLERANCES["exact"]
+    exact = TOLERANCES["exact"] if bounds is None else TOLERANCES["exact"].at_least(bounds.rounding)
     for l, ((dW1, db1), (dW2, db2)) in enumerate(zip(first[1], second[1])):
         for which, (a, b) in enumerate(((dW1, dW2), (db1, db2))):
             M, noise = (bounds.grads[l][which], bounds.noise[l][which]) if bounds is not None else (None, None)

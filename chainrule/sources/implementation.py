@@ -12,11 +12,12 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 
-from chainrule.contract import ACTIVATION_NAMES, LOSS_NAMES, REQUIRED_OUTPUT, SUBDIFFERENTIAL
+from chainrule.contract import ACTIVATION_NAMES, LOSS_NAMES, PRECISION_NAMES, REQUIRED_OUTPUT, SUBDIFFERENTIAL
+from chainrule.precision import FLOAT64, Precision, precision
 from chainrule.reference import Architecture
 from chainrule.sources.faults import Fault, LoadError
 
-__all__ = ["DEFAULT_TIMEOUT", "IN_PROCESS", "Implementation", "declarations", "with_timeout", "wrap"]
+__all__ = ["DEFAULT_TIMEOUT", "IN_PROCESS", "Implementation", "declarations", "with_precision", "with_timeout", "wrap"]
 
 DEFAULT_TIMEOUT = 10.0  # seconds per call before a source counts as hung
 IN_PROCESS = "in chainrule's own process"  # Implementation.isolation of one whose calls run in a thread here
@@ -76,7 +77,7 @@ class _Worker:
 @dataclass(frozen=True)
 class Implementation:
     """A contract object with its name, the activations and losses it declares it supports,
-    and the seconds each call may take (None: no limit)."""
+    the seconds each call may take (None: no limit), and the precision it works in."""
 
     name: str
     source: object
@@ -87,6 +88,7 @@ class Implementation:
     worker: _Worker = field(default_factory=_Worker, repr=False, compare=False)
     isolation: str = IN_PROCESS  # where its calls run: IN_PROCESS (perhaps with why), or in its own process
     kink_derivatives: dict[str, float] = field(default_factory=dict, compare=False)  # its declared conventions at z = 0
+    precision: Precision = FLOAT64  # declared, or set by check --precision (with_precision)
 
     @property
     def isolated(self) -> bool:
@@ -141,6 +143,21 @@ def _seconds(timeout: float | None) -> float | None:
 def with_timeout(implementation: Implementation, timeout: float | None) -> Implementation:
     """The same implementation (same source, same health) with another per-call limit; None or inf: none."""
     return dataclasses.replace(implementation, timeout=_seconds(timeout))
+
+
+def with_precision(implementation: Implementation, name: str | None) -> Implementation:
+    """The same implementation judged in another precision (None: the one it declares); ValueError for an unknown name."""
+    return implementation if name is None else dataclasses.replace(implementation, precision=precision(name))
+
+
+def _precision(source: object, label: str) -> Precision:
+    """Its declared precision (docs/contract.md, "Precision"); LoadError for an unknown one."""
+    declared = getattr(source, "precision", None)
+    if declared is None:
+        return FLOAT64
+    if declared not in PRECISION_NAMES:
+        raise LoadError(f"{label}: precision must be one of {', '.join(PRECISION_NAMES)}, got {declared!r}")
+    return precision(declared)
 
 
 def _declared(source: object, kind: str, label: str) -> tuple[str, ...]:
@@ -201,4 +218,5 @@ def wrap(source: object, name: str | None = None, isolation: str = IN_PROCESS) -
         architectures(activations=activations, losses=losses)
     except InvalidArgument as error:
         raise LoadError(f"{label}: nothing it declares can be checked: {error}") from None
-    return Implementation(called, source, activations, losses, isolation=isolation, kink_derivatives=_kink_derivatives(source, label))
+    return Implementation(called, source, activations, losses, isolation=isolation, kink_derivatives=_kink_derivatives(source, label),
+                          precision=_precision(source, label))

@@ -317,7 +317,7 @@ class Command:
         self._described(reply)
 
     def _described(self, reply: dict) -> None:
-        """Takes its name, what it supports and its kink conventions from the describe reply (LoadError
+        """Takes its name, what it supports, its kink conventions and precision from the describe reply (LoadError
         if they make no sense)."""
         if "error" in reply:
             return  # no name given, everything supported
@@ -330,8 +330,9 @@ class Command:
         self.name = name
         self.activations = tuple(activations) if activations is not None else None
         self.losses = tuple(losses) if losses is not None else None
-        if reply.get("kink_derivatives") is not None:  # checked as any declaration is, when wrapped
-            self.kink_derivatives = reply["kink_derivatives"]
+        for declared in ("kink_derivatives", "precision", "version"):  # checked as any declaration is, when wrapped (a version only shown)
+            if reply.get(declared) is not None:
+                setattr(self, declared, reply[declared])
 
     def loss_and_gradients(self, arch, params, X, Y, timeout=_OWN):
         """The contract's question, over the pipe; ``timeout`` overrides the command's own limit."""

@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     _limit_memory(args.memory_limit)
 
     from chainrule.sources.faults import LoadError
+    from chainrule.sources.implementation import with_precision
     from chainrule.sources.worker import decode_request
 
     try:
@@ -162,10 +163,11 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             continue
         question = decode_request(request)
-        reply = _answer(implementation, question, args.memory_limit)
+        judged = with_precision(implementation, request.get("precision"))  # its answers may come back in that precision
+        reply = _answer(judged, question, args.memory_limit)
         _reply(replies, reply)
         if request.get("twice") and not reply.startswith(FAULT):  # the second call, only after a first that did not fault
-            _reply(replies, _answer(implementation, question, args.memory_limit))
+            _reply(replies, _answer(judged, question, args.memory_limit))
     return 0
 
 

@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 WORKER = "a worker process"  # Implementation.isolation of one that runs in a worker
-DECLARED = ("precision", "kink_derivatives")  # attributes of the implementation the Worker carries as its own (contract: "Precision", kinks)
+DECLARED = ("precision", "kink_derivatives", "version")  # attributes of the implementation the Worker carries as its own (contract: "Precision", kinks)
 DUMP_WAIT = 1.0  # seconds to wait for a hung worker's stack (faulthandler, on SIGUSR1) before killing it
 _HEADER = re.compile(r"\(most recent call first\):$")
 _FRAME = re.compile(r'^File ".*", line \d+ in \S+')
@@ -83,15 +83,18 @@ def _layer_shapes(sizes) -> list[tuple[int, ...]]:
     return [shape for n, m in zip(sizes, sizes[1:]) for shape in ((m, n), (m,))]
 
 
-def encode_request(arch, params, X, Y, twice: bool = False) -> str:
+def encode_request(arch, params, X, Y, twice: bool = False, precision: str = "float64") -> str:
     """One request line for the worker: the architecture, then every array in one blob. ``twice``:
-    answer it, then (unless that was a fault) answer it again, on a line of its own."""
+    answer it, then (unless that was a fault) answer it again, on a line of its own. ``precision``:
+    the one it is judged in (the narrowest its arrays may come back in)."""
     request = {
         "sizes": [int(n) for n in arch.sizes], "activations": list(arch.activations), "loss": arch.loss, "batch": len(X),
         "arrays": _blob([array for pair in params for array in pair] + [X, Y]),
     }
     if twice:
         request["twice"] = True
+    if precision != "float64":
+        request["precision"] = precision
     return json.dumps(request, separators=(",", ":")) + "\n"
 
 
@@ -231,17 +234,17 @@ class Worker(Command):
         where = self._hung_at()
         return Fault("timeout", f"{message}; it was at {where}" if where else message)
 
-    def loss_and_gradients(self, arch, params, X, Y, timeout=_OWN):
+    def loss_and_gradients(self, arch, params, X, Y, timeout=_OWN, precision="float64"):
         """The contract's question, asked in the worker; ``timeout`` overrides its own limit."""
         timeout = self.timeout if timeout is _OWN else timeout
-        return self._answer(encode_request(arch, params, X, Y), arch, timeout)
+        return self._answer(encode_request(arch, params, X, Y, precision=precision), arch, timeout)
 
-    def loss_and_gradients_twice(self, arch, params, X, Y, timeout=_OWN):
+    def loss_and_gradients_twice(self, arch, params, X, Y, timeout=_OWN, precision="float64"):
         """The question asked twice in one request (chainrule.sources.ask: the stateful check):
         the worker answers the first call, then makes and answers the second unless the first
         was a fault. One round trip instead of two, each call with its own time limit."""
         timeout = self.timeout if timeout is _OWN else timeout
-        first = self._answer(encode_request(arch, params, X, Y, twice=True), arch, timeout)
+        first = self._answer(encode_request(arch, params, X, Y, twice=True, precision=precision), arch, timeout)
         return first, self._answer(None, arch, timeout)
 
     def _answer(self, request: str | None, arch, timeout: float | None):

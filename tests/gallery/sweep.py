@@ -4,6 +4,8 @@ line and time per (member, seed), then the first lines of every rejection.
     .venv/bin/python tests/gallery/sweep.py                       # 5 seeds x 300 examples
     .venv/bin/python tests/gallery/sweep.py --seeds 1 2 --examples 60 --members article_numpy
     .venv/bin/python tests/gallery/sweep.py --bugged              # the bugged variants instead
+    .venv/bin/python tests/gallery/sweep.py --members article_float32 plain32_js --precision float64
+                                             # judged in float64, not the precision they declare
 
 Not collected by pytest (tests/test_gallery.py is the CI half). Runs from any directory; the
 checks run from the repository root, each in its own process, ``--jobs`` at a time.
@@ -22,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.gallery import BUGGED, MEMBERS  # noqa: E402
+from tests.gallery import BUGGED, MEMBERS, PRECISIONS  # noqa: E402
 
 FAILURE_LINES = 12  # of each rejection's output: the case, what differs, the start of the diagnosis
 REPRODUCE_LINES = 10  # of its reproduction: the architecture, the parameters, X and Y
@@ -47,34 +49,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=300)
     parser.add_argument("--members", nargs="+", choices=sorted(MEMBERS), default=list(MEMBERS))
     parser.add_argument("--bugged", action="store_true", help="the bugged variants (each must exit 1)")
+    parser.add_argument("--precision", default=None, help="judge every member in this precision (default: each one's declared)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per check")
     args = parser.parse_args(argv)
 
     table = BUGGED if args.bugged else MEMBERS
-    members = [m for m in args.members if m != "plain_js" or shutil.which("node")]
-    skipped = sorted(set(args.members) - set(members))
+    table = {member: [*arguments, *(["--precision", args.precision] if args.precision else [])] for member, arguments in table.items()}
+    members = [m for m in args.members if m in table and (table[m][0] != "--cmd" or shutil.which("node"))]
+    skipped = sorted(set(args.members) & set(table) - set(members))
     runs = [(member, seed) for member in members for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
         results = dict(zip(runs, pool.map(lambda run: check(table[run[0]], run[1], args.examples, args.timeout), runs)))
 
-    expected = 1 if args.bugged else 0
+    def expected(member: str) -> int:
+        """1 for a bug, or for a member judged in another precision than the one it declares."""
+        return int(args.bugged or (args.precision is not None and PRECISIONS.get(member, "float64") != args.precision))
+
     width = max(len(m) for m in members)
-    print(f"{'member':<{width}}  seed  exit  {'time':>6}  verdict ({args.examples} examples; expected exit {expected})")
+    judged = f"judged in {args.precision}" if args.precision else "judged in the precision each declares"
+    print(f"{'member':<{width}}  seed  exit  {'time':>6}  want  verdict ({args.examples} examples, {judged})")
     for (member, seed), (code, output, seconds) in results.items():
         first = next((line for line in output.splitlines() if line.strip()), "(no output)")
-        print(f"{member:<{width}}  {seed:>4}  {code!s:>4}  {seconds:5.1f}s  {first}")
+        print(f"{member:<{width}}  {seed:>4}  {code!s:>4}  {seconds:5.1f}s  {expected(member):>4}  {first}")
     for name in skipped:
         print(f"{name:<{width}}  skipped: node is not installed")
 
-    unexpected = [(run, result) for run, result in results.items() if result[0] != expected]
+    unexpected = [(run, result) for run, result in results.items() if result[0] != expected(run[0])]
     for (member, seed), (code, output, _) in unexpected:
         print(f"\n--- {member}, seed {seed}: exit {code}")
         verdict, _, reproduce = output.partition("Reproduce:\n")
         print("\n".join(line[:LINE_CHARS] for line in verdict.rstrip().splitlines()[:FAILURE_LINES]))
         if reproduce:
             print("Reproduce:\n" + "\n".join(line[:LINE_CHARS] for line in reproduce.splitlines()[:REPRODUCE_LINES]))
-    print(f"\n{len(results) - len(unexpected)} of {len(results)} checks exited {expected}")
+    print(f"\n{len(results) - len(unexpected)} of {len(results)} checks exited as expected")
     return 0 if not unexpected else 1
 
 

@@ -14,9 +14,25 @@ from chainrule.suite import host_proof, oracle_or_skip
 from chainrule.verdict import format_failure
 
 
-@pytest.fixture(params=list(ORACLE_TARGETS), scope="module")
+def pytest_generate_tests(metafunc):
+    """Every built-in oracle, then every plugged-in one (--chainrule-oracle, --chainrule-oracle-cmd,
+    entry points in chainrule.oracles), each qualified once per session before it judges."""
+    if "oracle" in metafunc.fixturenames:
+        from chainrule.pytest_plugin import plugged_oracle_specs
+
+        plugged = plugged_oracle_specs(metafunc.config)
+        ids = list(ORACLE_TARGETS) + [f"oracle-{kind}={spec}" for kind, spec in plugged]
+        metafunc.parametrize("oracle", [("builtin", name) for name in ORACLE_TARGETS] + plugged, ids=ids, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
 def oracle(request):
-    return oracle_or_skip(request.param)
+    kind, spec = request.param
+    if kind == "builtin":
+        return oracle_or_skip(spec)
+    from chainrule.pytest_plugin import plugged_oracle
+
+    return plugged_oracle(request.config, kind, spec)
 
 
 def _supported_cases(implementation):
@@ -26,8 +42,8 @@ def _supported_cases(implementation):
 @host_proof
 @given(data=st.data())
 def test_agrees_with_oracle(implementation, oracle, data):
-    case = data.draw(_supported_cases(implementation), label="case")
-    assume(not evidence(case).set_aside)
+    case = data.draw(_supported_cases(implementation), label="case").in_precision(implementation.precision)
+    assume(not evidence(case, implementation.precision).set_aside)
     verdict = judge(implementation, case, [oracle])
     assert not verdict.failed, format_failure(verdict)
 

@@ -21,20 +21,24 @@ from chainrule.tolerances import ABSOLUTE_SCALE, TOLERANCES, sensitivity
 EXACT = TOLERANCES["exact"]  # exact arithmetic reordered: the engine's own tolerance, floor included
 
 
-def _close(got, expected, what, case):
-    """Every tensor within EXACT.rtol of max(|got|, |expected|, floor * its sensitivity on ``case``,
-    ABSOLUTE_SCALE): a true 0 is computed as a few eps times the terms summed, never exactly."""
-    bounds = sensitivity(case.arch, case.params, case.X, case.Y).grads
-    for l, ((gW, gb), (eW, eb), (MW, Mb)) in enumerate(zip(got, expected, bounds), start=1):
-        for kind, g, e, M in (("W", gW, eW, MW), ("b", gb, eb, Mb)):
+def _close(got, expected, what, case, precision):
+    """Every tensor within EXACT.rtol (no tighter than ``precision``'s rounding) of max(|got|,
+    |expected|, floor * its sensitivity on ``case``, ABSOLUTE_SCALE), or each entry within twice
+    the case's noise floor in that precision (both sides may be off by it): a true 0 is computed
+    as a few eps times the terms summed, never exactly."""
+    bounds = sensitivity(case.arch, case.params, case.X, case.Y, precision)
+    rtol = EXACT.at_least(bounds.rounding).rtol
+    for l, ((gW, gb), (eW, eb), (MW, Mb), (nW, nb)) in enumerate(zip(got, expected, bounds.grads, bounds.noise), start=1):
+        for kind, g, e, M, noise in (("W", gW, eW, MW, nW), ("b", gb, eb, Mb, nb)):
             scale = max(np.abs(e).max(initial=0.0), np.abs(g).max(initial=0.0), EXACT.floor * M.max(initial=0.0), ABSOLUTE_SCALE)
-            error = np.abs(g - e).max(initial=0.0) / scale
-            assert error <= EXACT.rtol, f"{what}: dL/d{kind}[layer {l}] off by {error:.3g} relative [{case.describe()}]\n{case.reproduction()}"
+            error = (np.abs(g - e) / np.maximum(scale, 2.0 * noise / rtol)).max(initial=0.0)
+            assert error <= rtol, f"{what}: dL/d{kind}[layer {l}] off by {error:.3g} relative [{case.describe()}]\n{case.reproduction()}"
 
 
 def _draw(data, implementation, **bounds):
     case = data.draw(cases(architectures(activations=implementation.activations, losses=implementation.losses), **bounds), label="case")
-    assume(not evidence(case).set_aside)
+    case = case.in_precision(implementation.precision)
+    assume(not evidence(case, implementation.precision).set_aside)
     return case
 
 
@@ -45,7 +49,7 @@ def test_batch_gradient_is_mean_of_example_gradients(implementation, data):
     _, batch = answer(implementation, case.arch, case.params, case.X, case.Y)
     singles = [answer(implementation, case.arch, case.params, case.X[k : k + 1], case.Y[k : k + 1])[1] for k in range(case.batch_size)]
     mean = [tuple(np.mean([s[l][i] for s in singles], axis=0) for i in range(2)) for l in range(case.arch.depth)]
-    _close(batch, mean, "batch gradient vs mean of per-example gradients", case)
+    _close(batch, mean, "batch gradient vs mean of per-example gradients", case, implementation.precision)
 
 
 @host_proof
@@ -55,7 +59,7 @@ def test_permuting_the_batch_changes_nothing(implementation, data):
     order = data.draw(st.permutations(range(case.batch_size)), label="order")
     _, grads = answer(implementation, case.arch, case.params, case.X, case.Y)
     _, permuted = answer(implementation, case.arch, case.params, case.X[order], case.Y[order])
-    _close(permuted, grads, "batch permuted", case)
+    _close(permuted, grads, "batch permuted", case, implementation.precision)
 
 
 @host_proof
@@ -73,7 +77,7 @@ def test_permuting_hidden_neurons_permutes_gradients(implementation, data):
     expected = [(dW.copy(), db.copy()) for dW, db in grads]
     expected[l] = (expected[l][0][order], expected[l][1][order])
     expected[l + 1] = (expected[l + 1][0][:, order], expected[l + 1][1])
-    _close(permuted, expected, f"neurons of layer {l + 1} permuted", case)
+    _close(permuted, expected, f"neurons of layer {l + 1} permuted", case, implementation.precision)
 
 
 @host_proof
@@ -83,10 +87,11 @@ def test_scaling_the_loss_scales_the_gradients(implementation, data, c):
     if "cross_entropy" not in implementation.losses or "softmax" not in implementation.activations:
         pytest.skip(f"{implementation.name} does not declare cross_entropy with softmax")
     arch = architectures(activations=implementation.activations, losses=("cross_entropy",))
-    case = data.draw(cases(arch), label="case")
-    assume(not evidence(case).set_aside)
+    case = data.draw(cases(arch), label="case").in_precision(implementation.precision)
+    found = evidence(case, implementation.precision)
+    assume(not found.set_aside)
     loss, grads = answer(implementation, case.arch, case.params, case.X, case.Y)
-    scaled_loss, scaled = answer(implementation, case.arch, case.params, case.X, c * case.Y)
-    assert abs(scaled_loss - c * loss) <= EXACT.rtol * max(abs(c * loss), 1e-3)
+    scaled_loss, scaled = answer(implementation, case.arch, case.params, case.X, c * case.Y)  # c is a power of two: exact in every precision
+    assert abs(scaled_loss - c * loss) <= max(EXACT.at_least(found.bounds.rounding).loss_rtol * max(abs(c * loss), 1e-3), 2 * c * found.bounds.loss)
     scaled_case = Case(case.arch, case.params, case.X, c * case.Y)
-    _close(scaled, [(c * dW, c * db) for dW, db in grads], f"loss scaled by {c}", scaled_case)
+    _close(scaled, [(c * dW, c * db) for dW, db in grads], f"loss scaled by {c}", scaled_case, implementation.precision)

@@ -33,7 +33,7 @@ _ADVICE = {  # what to do, by the probe's last word: activation or loss
     "sigmoid": "evaluate e^-|z| only (sigmoid(z) = e^z / (1 + e^z) for z < 0)",
     "silu": "evaluate sigmoid with e^-|z| only",
     "softplus": "use max(z, 0) + log1p(e^-|z|)",
-    "elu": "evaluate e^z only where z < 0",
+    "elu": "evaluate e^z only where z < 0, and elu'(z) there as e^z itself (a + 1 cancels to a few digits)",
     "gelu": "use the erf or erfc form, which stays finite",
     "tanh": "use the library's tanh and 1 - tanh^2 from it",
 }

@@ -7,7 +7,8 @@ authors would write them (not hardened against chainrule), each with one injecte
 - ``plain.js``: Node.js over JSON lines, Math.exp and losses from the output activation.
 - In low precision, each declaring it (``PRECISIONS``): ``article_float32`` (article_numpy in numpy
   float32), ``plain32.js`` (plain.js storing every array in a Float32Array), ``torch_lowp``
-  (torch autograd on float32, float16 and bfloat16 tensors).
+  (torch autograd on float32, float16 and bfloat16 tensors), ``jax_float32`` (jax.value_and_grad
+  in JAX's default float32).
 
 chainrule must accept every correct member (tests/test_gallery.py) and reject every bug with the
 wrong tensor named. ``sweep.py`` runs them all on more seeds and prints a table.
@@ -31,6 +32,7 @@ MEMBERS = {
     "torch_float32": ["tests.gallery.torch_lowp:TorchFloat32"],
     "torch_float16": ["tests.gallery.torch_lowp:TorchFloat16"],
     "torch_bfloat16": ["tests.gallery.torch_lowp:TorchBfloat16"],
+    "jax_float32": ["tests.gallery.jax_float32:JaxFloat32"],
 }
 # Each member with its one injected bug.
 BUGGED = {
@@ -51,4 +53,5 @@ PRECISIONS = {
     "torch_float32": "float32",
     "torch_float16": "float16",
     "torch_bfloat16": "bfloat16",
+    "jax_float32": "float32",
 }

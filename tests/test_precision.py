@@ -58,7 +58,7 @@ def test_the_check_command_accepts_plain32_js_by_its_declaration():
     assert output.startswith("plain32-js (judged in float32): "), output
 
 
-# What a float32 member judged in float64 is told: numpy and torch hand back float32 arrays, a
+# What a float32 member judged in float64 is told: numpy, torch and JAX hand back float32 arrays, a
 # contract fault whose hint says to declare the precision; JSON has no float32, so plain32.js is
 # judged on its values, and the diagnosis names float32 arithmetic. Judged by every oracle, as a
 # user runs it (against finite differences alone, plain32.js's shrunk case differs only in its
@@ -67,6 +67,7 @@ FLOAT64_MESSAGE = {
     "article_float32": 'fault (type): dL/dW[layer 1] is float32, expected float64 (declare precision = "float32" if it works in float32)',
     "torch_float32": 'fault (type): dL/dW[layer 1] is float32, expected float64 (declare precision = "float32" if it works in float32)',
     "plain32_js": 'Float32 rounding: ',
+    "jax_float32": 'fault (type): loss is float32, expected float64 (declare precision = "float32" if it works in float32)',
 }
 
 

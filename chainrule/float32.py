@@ -28,6 +28,7 @@ import numpy as np
 
 from chainrule.case import Case, random_case
 from chainrule.compare import compare
+from chainrule.judge import least_squares
 from chainrule.oracles.registry import Registered
 from chainrule.precision import precision
 from chainrule.sources.ask import answer
@@ -46,10 +47,6 @@ _ADVICE = 'declare precision = "float32" if that is intended'
 class Float32Pattern:
     tag: str  # "float32:arithmetic", "float32:sigmoid", "float32:leaky_relu-constant", ...
     sentence: str
-
-
-def _flat(grads) -> np.ndarray:
-    return np.concatenate([np.asarray(g, dtype=np.float64).ravel() for pair in grads for g in pair])
 
 
 def float32_pattern(implementation, case: Case, loss: float, grads, judges: list[Registered]) -> Float32Pattern | None:
@@ -107,10 +104,9 @@ def _constant(case: Case, grads, oracle, name: str, constant: tuple[str, float],
     label, contract = constant
     step = _STEP * contract
     moved = oracle.gradients(case.arch, case.params, case.X, case.Y, constants={name: contract + step})
-    direction = (_flat(moved.grads) - _flat(exact.grads)) / step
-    if not direction.any():
+    value = least_squares(contract, step, exact.grads, moved.grads, grads)
+    if not np.isfinite(value):
         return None
-    value = contract + float(direction @ (_flat(grads) - _flat(exact.grads)) / (direction @ direction))
     for shown, label_, written in ((value, label, contract), (1.0 / value, f"1/{label}", 1.0 / contract)):
         as_float32 = float(np.float32(written))
         if abs(shown - as_float32) <= 0.05 * abs(written - as_float32) and agrees(

@@ -43,7 +43,7 @@ from chainrule.verdict import CaseVerdict, format_failure
 
 __all__ = [
     "CASE_SECONDS", "COMPILED_SHAPE", "FINITE_DIFFERENCES_WORK", "SizeBudget", "adjudicate", "ask_oracles", "judge", "judge_by_size",
-    "judge_oracle", "size_budget", "sized_judges",
+    "judge_oracle", "least_squares", "size_budget", "sized_judges",
 ]
 
 FINITE_DIFFERENCES_WORK = 4_096  # N x parameters up to which finite differences judge every entry (milliseconds)
@@ -184,6 +184,18 @@ def _compare_declared(implementation: Implementation, registered: Registered, ca
     return compare(loss, grads, expected, registered.info, bounds, source=source)
 
 
+def least_squares(value: float, step: float, at_value, at_step, got) -> float:
+    """The value of a scalar in the oracle's network (a derivative at the kinks, an activation's
+    constant) that best explains the answer ``got``: one Gauss-Newton step from ``value``, with
+    the gradients ``at_value`` and ``at_step`` (computed at value + step) giving the direction.
+    NaN when the gradients do not move with it."""
+    flat = lambda grads: np.concatenate([np.asarray(g, dtype=np.float64).ravel() for pair in grads for g in pair])  # noqa: E731
+    base = flat(at_value)
+    direction, residual = (flat(at_step) - base) / step, flat(got) - base
+    with np.errstate(all="ignore"):
+        return value + float(direction @ residual / (direction @ direction))
+
+
 def _kink_convention(case: Case, judges: list[Registered], answers, loss, grads, bounds) -> str:
     """When the answer agrees once d sigma/dz at the case's exact kinks takes another value: that
     value, inferred by least squares (the gradient is affine in it), and what it means."""
@@ -196,10 +208,7 @@ def _kink_convention(case: Case, judges: list[Registered], answers, loss, grads,
     (name,) = expected.kinks
     contract = KINK_DERIVATIVES[name]
     moved = judge_.oracle.gradients(case.arch, case.params, case.X, case.Y, kink_derivatives={name: contract + 1.0})
-    flat = lambda gs: np.concatenate([g.ravel() for pair in gs for g in pair])  # noqa: E731
-    direction, residual = flat(moved.grads) - flat(expected.grads), flat([(np.asarray(W), np.asarray(b)) for W, b in grads]) - flat(expected.grads)
-    with np.errstate(all="ignore"):
-        value = contract + float(direction @ residual / (direction @ direction))
+    value = least_squares(contract, 1.0, expected.grads, moved.grads, grads)
     if not math.isfinite(value):
         return ""
     value = round(value, 12)

@@ -12,7 +12,7 @@ of 0, a case is no evidence and is set aside. Measurements behind the numbers: d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 
 import numpy as np
 
@@ -30,7 +30,7 @@ class Precision:
     kink_radius: float  # |z| <= kink_radius * (|a||W| + |b|): z is within this precision's rounding of 0
     catches: str  # which bugs its noise leaves visible (README, reports)
 
-    @property
+    @cached_property  # asked for every rounded result of the noise model
     def dtype(self) -> np.dtype:
         if self.name == "bfloat16":
             import ml_dtypes

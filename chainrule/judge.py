@@ -29,6 +29,7 @@ from chainrule.case import Case, random_case
 from chainrule.compare import Comparison, compare
 from chainrule.contract import KINK_DERIVATIVES, REQUIRED_OUTPUT, SUBDIFFERENTIAL
 from chainrule.directional import THRESHOLD, as_comparison, directional_check
+from chainrule.local import on_own_functions
 from chainrule.noise import SAFETY
 from chainrule.oracles.base import OracleGradients, OracleInfo
 from chainrule.oracles.registry import Registered
@@ -48,6 +49,7 @@ __all__ = [
 
 FINITE_DIFFERENCES_WORK = 4_096  # N x parameters up to which finite differences judge every entry (milliseconds)
 COMPILED_SHAPE = 8  # JAX judges a network whose depth, widths and N are all at most this: its one compiled padded shape
+EXPLAINABLE_FAULTS = ("raised", "non-finite")  # faults its own functions' numerical range may explain (chainrule.local)
 CASE_SECONDS = 0.3  # the time budget: what the largest case drawn may cost its implementation (60 s for 200 such cases)
 
 
@@ -68,32 +70,45 @@ def adjudicate(
 ) -> Comparison:
     """A disagreement with an oracle that can refine (finite differences): re-estimate every
     disputed entry by Richardson extrapolation and compare again, as PyTorch's OpInfo re-runs a
-    disputed sample in higher precision. Every one: an entry left unrefined could carry the plain
-    difference's truncation error h^2 L'''/6 into a verdict."""
-    if comparison.status is not Status.DISAGREE or not hasattr(registered.oracle, "refine"):
+    disputed sample in higher precision, until no entry left unrefined is disputed (a refined
+    entry can shrink its tensor's scale and bring another into dispute). Every one: an entry
+    left unrefined could carry the plain difference's truncation error h^2 L'''/6 into a verdict.
+    A refined entry whose difference from the answer lies within SAFETY times the estimate's own
+    error (its Richardson tableau's) is no evidence: the judge's own error never counts against
+    the answer (an O(h^2) remainder where the exact gradient is 0)."""
+    if comparison.status is not Status.DISAGREE or not hasattr(registered.oracle, "refine_with_errors"):
         return comparison
-    disputed = [(t.tensor, tuple(int(i) for i in index)) for t in comparison.disagreeing for index in t.bad]
-    if not disputed:  # only the loss disagrees: nothing to refine
-        return comparison
-    refined = registered.oracle.refine(case.arch, case.params, case.X, case.Y, disputed)
     pairs = [comparison.tensors[i : i + 2] for i in range(0, len(comparison.tensors), 2)]
     grads_fd = [[W.expected.copy(), b.expected.copy()] for W, b in pairs]
     trusted = [[W.trusted.copy(), b.trusted.copy()] for W, b in pairs]
-    for (tensor, index), value in refined.items():
-        l, which = tensor.slot
-        grads_fd[l][which][index] = value
-        trusted[l][which][index] = trusted[l][which][index] and value == value  # NaN: crossed a kink
-    expected = OracleGradients(comparison.loss_expected, [tuple(p) for p in grads_fd], [tuple(p) for p in trusted])
-    again = compare(loss, grads, expected, registered.info, bounds, source=source)
-    note = f"{len(refined)} disputed entries re-estimated by Richardson extrapolation"
-    return dataclasses.replace(again, note=note)
+    refined: dict = {}
+    again = comparison
+    while again.status is Status.DISAGREE:
+        disputed = [(t.tensor, tuple(int(i) for i in index)) for t in again.disagreeing for index in t.bad]
+        disputed = [entry for entry in disputed if entry not in refined]
+        if not disputed:  # only the loss disagrees, or every disputed entry is refined already
+            break
+        estimates = registered.oracle.refine_with_errors(case.arch, case.params, case.X, case.Y, disputed)
+        refined.update(estimates)
+        for (tensor, index), (value, error) in estimates.items():
+            l, which = tensor.slot
+            got = float(np.asarray(grads[l][which], dtype=np.float64)[index])
+            grads_fd[l][which][index] = value
+            # NaN: crossed a kink; a difference within the estimate's own error: no evidence either way
+            trusted[l][which][index] = trusted[l][which][index] and value == value and not abs(got - value) <= SAFETY * error
+        expected = OracleGradients(comparison.loss_expected, [tuple(p) for p in grads_fd], [tuple(p) for p in trusted])
+        again = compare(loss, grads, expected, registered.info, bounds, source=source)
+    if not refined:
+        return comparison
+    return dataclasses.replace(again, note=f"{len(refined)} disputed entries re-estimated by Richardson extrapolation")
 
 
 def judge(implementation: Implementation, case: Case, judges: list[Registered], answers=None, bounds: Sensitivity | None = None) -> CaseVerdict:
     """The implementation's answer on one case against every judge (answers and the case's
     floors may be precomputed, for the case as it is in the implementation's precision:
     Case.in_precision, which this applies). A case outside the chain rule's domain is not asked:
-    its verdict says why (``outside``) and decides nothing."""
+    its verdict says why (``outside``) and decides nothing. A disagreement, or a raised or
+    non-finite fault, is then judged on its own functions (chainrule.local.on_own_functions)."""
     rounded = case.in_precision(implementation.precision)
     if rounded is not case and (answers is not None or bounds is not None):
         raise ValueError(f"judge: the case is not representable in {implementation.precision}, and its answers or floors were given")
@@ -107,7 +122,8 @@ def judge(implementation: Implementation, case: Case, judges: list[Registered], 
     try:
         loss, grads = answer(implementation, case.arch, case.params, case.X, case.Y, bounds)
     except Fault as fault:
-        return CaseVerdict(implementation.name, case, fault=fault, seconds=time.perf_counter() - start)
+        verdict = CaseVerdict(implementation.name, case, fault=fault, seconds=time.perf_counter() - start)
+        return on_own_functions(implementation, verdict, bounds) if fault.kind in EXPLAINABLE_FAULTS else verdict
     seconds = time.perf_counter() - start
     comparisons = []
     for registered in judges:
@@ -118,7 +134,8 @@ def judge(implementation: Implementation, case: Case, judges: list[Registered], 
     notes = ()
     if any(c.status is Status.DISAGREE for c in comparisons) and not implementation.kink_derivatives:
         notes = tuple(filter(None, [_kink_convention(case, judges, answers, loss, grads, bounds)]))
-    return CaseVerdict(implementation.name, case, tuple(comparisons), seconds=seconds, notes=notes + overruled)
+    verdict = CaseVerdict(implementation.name, case, tuple(comparisons), seconds=seconds, notes=notes + overruled)
+    return on_own_functions(implementation, verdict, bounds, (loss, grads)) if verdict.status is Status.DISAGREE else verdict
 
 
 def _plugged_adjudicated(implementation: Implementation, case: Case, judges: list[Registered], comparisons: list[Comparison], answers, bounds):

@@ -12,11 +12,10 @@ The judges themselves are stable over the whole ladder (tests/test_numerics.py h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from chainrule.case import Case
+from chainrule.findings import RangeFinding, advice
 from chainrule.judge import ask_oracles, judge
 from chainrule.oracles.registry import Registered
 from chainrule.reference import Architecture
@@ -27,33 +26,6 @@ __all__ = ["LADDER", "RangeFinding", "numerical_range", "probes"]
 
 LADDER = (1.0, 8.0, 16.0, 30.0, 36.0, 40.0, 100.0, 400.0, 720.0, 800.0)
 _TARGETS = {"mse": 0.25, "binary_cross_entropy": 0.3}
-_ADVICE = {  # what to do, by the probe's last word: activation or loss
-    "binary_cross_entropy": "compute the loss and dL/dz from z (log-sigmoid: L = softplus(z) - y z), not from the rounded sigmoid",
-    "cross_entropy": "compute the loss from z with log-softmax (z - logsumexp(z)), not log of the rounded softmax",
-    "sigmoid": "evaluate e^-|z| only (sigmoid(z) = e^z / (1 + e^z) for z < 0)",
-    "silu": "evaluate sigmoid with e^-|z| only",
-    "softplus": "use max(z, 0) + log1p(e^-|z|)",
-    "elu": "evaluate e^z only where z < 0, and elu'(z) there as e^z itself (a + 1 cancels to a few digits)",
-    "gelu": "use the erf or erfc form, which stays finite",
-    "tanh": "use the library's tanh and 1 - tanh^2 from it",
-}
-
-
-@dataclass(frozen=True)
-class RangeFinding:
-    """Where one probe stopped: the largest |z| that passed, the first that failed, and how."""
-
-    probe: str  # e.g. "binary_cross_entropy after sigmoid, z > 0"
-    passed_up_to: float  # largest |z| on the ladder that passed (0: none)
-    failed_at: float  # the z that failed first (signed)
-    what: str  # how it failed
-    advice: str
-
-    def __str__(self) -> str:
-        within = f"finite and within rounding up to |z| = {self.passed_up_to:g}" if self.passed_up_to else "not within rounding even at |z| = 1"
-        return f"{self.probe}: {within}; at z = {self.failed_at:g} {self.what}" + (f": {self.advice}" if self.advice else "")
-
-
 def probes(implementation: Implementation) -> list[tuple[str, Architecture]]:
     """(name, architecture) of each probe the implementation declares support for."""
     found = []
@@ -104,10 +76,10 @@ def numerical_range(implementation: Implementation, judges: list[Registered]) ->
                 case = _rung(arch, sign * magnitude).in_precision(implementation.precision)
                 bounds = sensitivity(case.arch, case.params, case.X, case.Y, implementation.precision)
                 verdict = judge(implementation, case, judges, ask_oracles(case, judges), bounds.within_judges())
-                if verdict.failed:
-                    advice = _ADVICE.get(probe.split()[0], "") if verdict.fault is None or verdict.fault.kind in ("non-finite", "raised") else ""
+                if verdict.failed or verdict.explanation:  # wrong, or off within its own functions' range: either ends the probe
+                    advice_ = advice(probe) if verdict.fault is None or verdict.fault.kind in ("non-finite", "raised") else ""
                     side = "z > 0" if sign > 0 else "z < 0"
-                    findings.append(RangeFinding(f"{probe}, {side}", passed, sign * magnitude, _failure(verdict), advice))
+                    findings.append(RangeFinding(f"{probe}, {side}", passed, sign * magnitude, _failure(verdict), advice_))
                     break
                 passed = magnitude
     return tuple(findings)

@@ -148,6 +148,15 @@ def _coverage(implementation: Implementation, judges: list[Registered], seed: in
     return tuple(verdicts)
 
 
+def _findings(*verdicts: tuple[CaseVerdict, ...]) -> tuple[RangeFinding, ...]:
+    """The numerical-range findings of judged cases (chainrule.local), the first per function."""
+    found = {}
+    for verdict in (v for group in verdicts for v in group):
+        if verdict.finding is not None:
+            found.setdefault(verdict.finding.probe, verdict.finding)
+    return tuple(found.values())
+
+
 def coverage_cases(implementation: Implementation, seed: int, sizes: Sizes = SEARCH, max_work: int | None = None) -> list[Case]:
     """One random case per supported (hidden activation, output activation, loss), batch 2:
     judged after a passing search, so no pairing the implementation declares is left to chance.
@@ -267,7 +276,7 @@ def crosscheck(
         judges = deciding = builtins + [oracle.registered for oracle in plugged]
         search()
         covered = _coverage(implementation, judges, seed, sizes, budget)
-        ranges = numerical_range(implementation, builtins) if range_sweep else ()
+        ranges = (numerical_range(implementation, builtins) if range_sweep else ()) + _findings(verdicts, covered)
     except CheckFailure as failure:
         failed = failure.verdict
         case = reduce_case(failed.case, lambda c: _still_fails(implementation, c, deciding, failed.failure_kind))

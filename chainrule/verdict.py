@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from chainrule.case import Case
 from chainrule.compare import Comparison, TensorComparison
+from chainrule.findings import RangeFinding
 from chainrule.sources.faults import Fault
 from chainrule.status import Status, strongest
 
@@ -26,10 +27,17 @@ class CaseVerdict:
     notes: tuple[str, ...] = field(default=())
     judged_by: str = "oracles"  # "oracles" (every entry, each oracle) or "directional" (chainrule.directional)
     outside: str = ""  # why the case lies outside the chain rule's domain (then nothing was asked)
+    # why a disagreement or fault here is no chain-rule failure: its own functions' numerical range
+    # or rounding explain it (chainrule.local), with the finding that says where ("" and None: not so)
+    explanation: str = ""
+    finding: RangeFinding | None = None
 
     @property
     def status(self) -> Status:
-        """ERROR on a fault; DISAGREE if any oracle disagrees; else the strongest evidence there is."""
+        """ERROR on a fault; DISAGREE if any oracle disagrees; else the strongest evidence there is.
+        NO_EVIDENCE when its own functions explain a disagreement or fault (``explanation``)."""
+        if self.explanation:
+            return Status.NO_EVIDENCE
         if self.fault is not None:
             return Status.ERROR
         if self.outside:
@@ -39,6 +47,8 @@ class CaseVerdict:
     @property
     def failure_kind(self) -> str:
         """"disagree", the fault's kind, or "" when it did not fail."""
+        if self.explanation:
+            return ""
         if self.fault is not None:
             return self.fault.kind
         return "disagree" if self.failed else ""

@@ -95,14 +95,16 @@ def _reach(W: np.ndarray, Z: np.ndarray) -> np.ndarray:
     return reach
 
 
-def _richardson(D: np.ndarray) -> float:
-    """Richardson extrapolation of central differences D[k] at steps h / 2^k (error series in h^2).
+def _richardson(D: np.ndarray) -> tuple[float, float]:
+    """Richardson extrapolation of central differences D[k] at steps h / 2^k (error series in h^2):
+    (estimate, its error estimate).
 
     Neville's tableau T[k, m] = T[k, m-1] + (T[k, m-1] - T[k-1, m-1]) / (4^m - 1); as in Ridders'
-    method, the entry whose distance to its two parents is smallest is returned.
+    method, the entry whose distance to its two parents is smallest is returned, with that
+    distance as its error estimate.
     """
     if len(D) < 2:
-        return float("nan")
+        return float("nan"), float("nan")
     best, best_error = D[-1], np.inf
     column = D
     for m in range(1, len(D)):
@@ -112,7 +114,7 @@ def _richardson(D: np.ndarray) -> float:
         if error[k] < best_error:
             best, best_error = T[k], error[k]
         column = T
-    return float(best)
+    return float(best), float(best_error)
 
 
 def validated(arch) -> tuple[tuple[str, ...], str]:
@@ -245,7 +247,14 @@ class FiniteDifferences:
         return result.loss, result.grads
 
     def refine(self, arch, params, X, Y, entries) -> dict[tuple, float]:
-        """A more precise dL/dtheta for the given entries (TensorId, index), keyed the same way.
+        """A more precise dL/dtheta for the given entries (TensorId, index), keyed the same way
+        (``refine_with_errors`` without the error estimates)."""
+        return {entry: value for entry, (value, _) in self.refine_with_errors(arch, params, X, Y, entries).items()}
+
+    def refine_with_errors(self, arch, params, X, Y, entries) -> dict[tuple, tuple[float, float]]:
+        """(estimate, error estimate) of dL/dtheta for the given entries (TensorId, index), keyed
+        the same way. The error estimate is the Richardson tableau's (``_richardson``): where the
+        exact value is 0, an O(h^2) remainder lies within it.
 
         Central differences at h / 2^k, h = REFINE_STEP * max(1, |theta|) / max(1, |a(l-1)_i|),
         k < REFINE_LEVELS, are Richardson-extrapolated. Steps at or above the largest one that

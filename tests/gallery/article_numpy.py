@@ -87,6 +87,7 @@ def loss_prime(name, a, Y):
 
 class ArticleNumpy:
     name = "article-numpy"
+    sigma = SIGMA
     sigma_prime = SIGMA_PRIME
 
     def through(self, activation, z, a, dA):
@@ -101,7 +102,7 @@ class ArticleNumpy:
         for (W, b), activation in zip(params, arch.activations):
             z = As[-1] @ W.T + b
             zs.append(z)
-            As.append(softmax(z) if activation == "softmax" else SIGMA[activation](z))
+            As.append(softmax(z) if activation == "softmax" else self.sigma[activation](z))
         L = len(params)
         a = As[-1]
         dZ = self.through(arch.activations[-1], zs[-1], a, loss_prime(arch.loss, a, Y))

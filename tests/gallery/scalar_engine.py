@@ -10,7 +10,7 @@ Written plainly with the ``math`` module: ``math.exp`` raises OverflowError abov
 
 import math
 
-__all__ = ["ScalarEngine", "ScalarEngineWrongTanh", "Value"]
+__all__ = ["ScalarEngine", "ScalarEngineMicrogradTanh", "ScalarEngineWrongTanh", "Value"]
 
 
 class Value:
@@ -232,3 +232,24 @@ class ScalarEngineWrongTanh(ScalarEngine):
 
     name = "scalar-engine (bug: tanh' = 1 - tanh z)"
     sigma = {**ACTIVATIONS, "tanh": tanh_forgetting_the_square}
+
+
+def micrograd_tanh(z):
+    """tanh as micrograd's lecture writes it: (e^{2z} - 1) / (e^{2z} + 1) with ``math.exp``, which
+    raises OverflowError above z ~ 354.9 (numerical range, not the chain rule)."""
+    e = math.exp(2 * z.data)
+    t = (e - 1) / (e + 1)
+    out = Value(t, (z,), "tanh")
+
+    def _backward():
+        z.grad += (1 - t**2) * out.grad
+
+    out._backward = _backward
+    return out
+
+
+class ScalarEngineMicrogradTanh(ScalarEngine):
+    """The same engine with micrograd's own tanh."""
+
+    name = "scalar-engine (micrograd's tanh)"
+    sigma = {**ACTIVATIONS, "tanh": micrograd_tanh}

@@ -35,7 +35,7 @@ from scipy.special import expit, ndtr, softmax
 
 from chainrule.case import Case
 from chainrule.compare import compare
-from chainrule.contract import KINK_DERIVATIVES, LEAKY_SLOPE
+from chainrule.contract import KINK_DERIVATIVES, LEAKY_SLOPE, SUBDIFFERENTIAL
 from chainrule.findings import RangeFinding, advice
 from chainrule.oracles.base import OracleGradients, OracleInfo
 from chainrule.oracles.finite_differences import ACTIVATIONS, LOSSES  # the judges' functions, never the reference's
@@ -196,12 +196,12 @@ def _hidden(implementation: Implementation, name: str, z: np.ndarray, measured: 
         part = slice(start, start + CHUNK)
         points = flat[part]
         u[part], v[part] = _localised(lambda k, p=points: _activation(implementation, name, p[k]), points, name, measured)
-    expected_v = _DERIVATIVES[name](flat)
-    if name in KINK_DERIVATIVES:
-        expected_v = np.where(flat == 0, declared.get(name, KINK_DERIVATIVES[name]), expected_v)
+    kink = (flat == 0) if name in KINK_DERIVATIVES else np.zeros(flat.shape, dtype=bool)
     with np.errstate(all="ignore"):
         measured.add(name, flat, u, ACTIVATIONS[name](flat))
-        measured.add(f"{name}'", flat, v, expected_v)
+        measured.add(f"{name}'", flat[~kink], v[~kink], _DERIVATIVES[name](flat[~kink]))
+    if kink.any():  # at an exact kink its derivative is a convention: the contract's, or the one it declares
+        measured.add(f"{name}'(0)", flat[kink], v[kink], np.full(int(kink.sum()), declared.get(name, KINK_DERIVATIVES[name])))
     return u.reshape(z.shape), v.reshape(z.shape)
 
 
@@ -272,6 +272,12 @@ def _thresholds(implementation: Implementation) -> tuple[float, float]:
 def _wrong_function(measured: _Measured, implementation: Implementation) -> str:
     """Why a function of its own is wrong ("" when none is): on ordinary values, or in the search range."""
     ordinary_rtol, range_rtol = _thresholds(implementation)
+    kinks = [d for d in measured.deviations(0.0) if d.function.endswith("'(0)") and d.error > ordinary_rtol]
+    if kinks:
+        name = kinks[0].function[: -len("'(0)")]
+        low, high = SUBDIFFERENTIAL[name]
+        kind = "a kink convention (declare kink_derivatives if it is intended)" if low <= kinks[0].got <= high else f"outside [{low:g}, {high:g}], the one-sided slopes: wrong"
+        return f"its own {name}'(0) = {kinks[0].got:g} at an exact kink, the contract's (or declared) {kinks[0].expected:g}: {kind}"
     for within, rtol, where in ((ORDINARY, ordinary_rtol, "on ordinary values"), (SEARCH_RANGE, range_rtol, f"within |z| <= {SEARCH_RANGE:g}")):
         wrong = [d for d in measured.deviations(within) if d.error > rtol]
         if wrong:

@@ -120,6 +120,9 @@ def records_of_case(case_id: str, case: Case, implementations: list[Implementati
             name = registered.info.name
             if name in set_aside:
                 records.append(dataclasses.replace(record, status=Status.NO_EVIDENCE, note=set_aside[name]))
+            elif verdict.explanation:  # its own functions' numerical range explains it (chainrule.local): no evidence
+                note = verdict.explanation + (f" ({verdict.finding})" if verdict.finding is not None else "")
+                records.append(dataclasses.replace(record, status=Status.NO_EVIDENCE, seconds=verdict.seconds, note=note))
             elif verdict.fault is not None:
                 records.append(record.faulted(verdict.fault, verdict.seconds))
             elif name not in decided:

@@ -157,3 +157,10 @@ def test_a_finite_difference_remainder_where_the_exact_gradient_is_0_is_no_evide
     assert not verdict.failed, verdict.comparisons
     (comparison,) = verdict.comparisons
     assert "Richardson" in comparison.note and math.isfinite(comparison.worst_error), comparison
+
+
+def test_an_undeclared_kink_convention_stays_a_failure_named_as_a_convention():
+    """relu'(0) = 1 is within the subdifferential: not explained away, and not called wrong."""
+    verdict = _judged(CATALOGUE["relu_prime_at_zero"], _one_unit("relu", 0.0, hidden="relu"))
+    assert verdict.failed, verdict
+    assert any(note.startswith("its own relu'(0) = 1 at an exact kink") and "kink convention" in note for note in verdict.notes), verdict.notes

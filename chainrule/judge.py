@@ -236,7 +236,7 @@ def _kink_convention(case: Case, judges: list[Registered], answers, loss, grads,
     if low <= value <= high:
         return (f"kink convention: {name}'(0) = {value:g} here, the contract's is {contract:g}; everything else agrees. "
                 f"Declare kink_derivatives = {{{name!r}: {value:g}}} if this is intended")
-    return f"{name}'(0) = {value:g} here, outside [{low:g}, {high:g}] (the one-sided slopes at 0): wrong, not a convention"
+    return f"{name}'(0) = {value:.10g} here, outside [{low:g}, {high:g}] (the one-sided slopes at 0): wrong, not a convention"
 
 
 def judge_oracle(judged: Registered, judging: Registered, case: Case, answers, bounds: Sensitivity | None = None) -> Comparison:

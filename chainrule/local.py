@@ -120,14 +120,14 @@ class _Measured:
         return sorted(found, key=lambda d: -d.error)
 
     def within_rounding_up_to(self, function: str, beyond: float, rtol: float) -> float:
-        """The largest |z| below ``beyond`` up to which ``function`` is within ``rtol``."""
+        """The largest |z| below ``beyond`` up to which ``function`` is within ``rtol`` (NaN: none measured)."""
         z, got, expected = (np.concatenate(column) for column in zip(*self.points[function]))
         with np.errstate(all="ignore"):
             bad = ~(np.abs(got - expected) <= rtol * np.maximum(1.0, np.abs(expected)))
         worse = np.abs(z)[bad]
         limit = min(float(worse.min(initial=math.inf)), beyond)
         inside = np.abs(z)[(np.abs(z) < limit) & ~bad]
-        return float(inside.max(initial=0.0))
+        return float(inside.max()) if inside.size else math.nan  # NaN: no point below it was measured
 
 
 def _activation(implementation: Implementation, name: str, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,8 @@
 """Zero false alarms: the gallery's correct implementations, written the way their authors write
 them (tests/gallery: the article literally in numpy, a micrograd-style scalar engine, HIPS
-autograd, mygrad, plain JavaScript), are accepted by ``crosscheck`` and by ``chainrule check``;
-each member's one injected bug is rejected, the wrong tensor named.
+autograd, mygrad, torch, JAX, plain JavaScript), are accepted by ``crosscheck`` and by ``chainrule
+check``; each member's one injected bug is rejected, the wrong tensor named. TensorFlow's member
+(its own virtual environment, made when absent) is judged in the thorough Hypothesis profile only.
 
 A rejection here of a correct member is a false alarm of the engine, never a reason to harden
 the member. ``tests/gallery/sweep.py`` runs the same members on more seeds and examples.
@@ -16,9 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from chainrule import Architecture, CheckFailure, crosscheck
-from tests.gallery import BUGGED, MEMBERS
+from tests.gallery import BUGGED, MEMBERS, THOROUGH_BUGGED, THOROUGH_MEMBERS
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = 60  # for crosscheck; then one coverage case per declared pairing (108 for the whole contract)
@@ -27,7 +29,8 @@ CROSSCHECK_SEED = 11
 COMMAND_SEED = 12
 BUG_SEED = 13
 JUDGE = "finite_differences"  # rejections are shown against one judge (numpy only): shrinking asks it hundreds of times
-LIBRARIES = {"autograd": "autograd", "mygrad": "mygrad", "torch_float32": "torch", "torch_float16": "torch", "torch_bfloat16": "torch", "jax_float32": "jax"}  # member: the package it needs
+LIBRARIES = {"autograd": "autograd", "mygrad": "mygrad", "torch_float32": "torch", "torch_float16": "torch", "torch_bfloat16": "torch", "jax_float32": "jax",
+             "torch_functional": "torch", "jax_nn": "jax", "autograd_tanh_sigmoid": "autograd"}  # member: the package it needs
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 
 # What each bug breaks: the activation whose σ' is wrong, or None when the output layer's σ' is
@@ -41,9 +44,14 @@ BROKEN_ACTIVATION = {
     "article_float32": "sigmoid",
     "plain32_js": None,
     "torch_float32": "silu",
+    "torch_functional": "softplus",
+    "jax_nn": "elu",
+    "autograd_tanh_sigmoid": "sigmoid",
+    "tf": "tanh",
 }
-# The names the Node.js members' bugged variants give themselves in their describe reply.
-COMMAND_NAMES = {"plain_js": "plain-js (bug: no sigma' at the output)", "plain32_js": "plain32-js (bug: no sigma' at the output)"}
+# The names the JSON-lines members' bugged variants give themselves in their describe reply.
+COMMAND_NAMES = {"plain_js": "plain-js (bug: no sigma' at the output)", "plain32_js": "plain32-js (bug: no sigma' at the output)",
+                 "tf": "tf-net (bug: tanh' = 1 - tanh)"}
 
 
 def member_params(table):
@@ -135,7 +143,8 @@ def test_a_bugged_member_is_rejected_with_the_wrong_tensor_named(member, argumen
 
 
 # Members the shipped-suite run leaves out, with why: the two checks above still judge them.
-NOT_IN_SUITE_RUN = {"jax_float32": "eager JAX compiles every new shape: a minute of the suite's serial run for no new path"}
+JAX_COMPILES = "eager JAX compiles every new shape: a minute of the suite's serial run for no new path"
+NOT_IN_SUITE_RUN = {"jax_float32": JAX_COMPILES, "jax_nn": JAX_COMPILES}
 
 
 def _suite(members: dict) -> subprocess.CompletedProcess:
@@ -157,3 +166,43 @@ def test_the_shipped_suite_accepts_the_gallery_and_rejects_its_bugs():
     assert run.returncode == 0 and " passed" in run.stdout, run.stdout[-3000:]
     run = _suite({"article_numpy": BUGGED["article_numpy"]})
     assert run.returncode == 1 and "ArticleNumpyWrongTanh" in run.stdout, run.stdout[-3000:]
+
+
+# The thorough profile's members (TensorFlow, ~1.6 GB in .venv-tf): the same two checks through the
+# command line. The profile may carry a suffix ("thorough-with-verbose-verbosity").
+thorough_only = pytest.mark.skipif(not settings.get_current_profile_name().startswith("thorough"),
+                                   reason="the thorough Hypothesis profile only (--hypothesis-profile=thorough)")
+
+
+@pytest.fixture(scope="module")
+def tf_venv():
+    """.venv-tf, made by scripts/tf-venv.sh when absent (a minute or more: a large download)."""
+    subprocess.run(["bash", "scripts/tf-venv.sh"], cwd=REPO, check=True, timeout=1800)
+
+
+@thorough_only
+@pytest.mark.xdist_group("tensorflow")  # one worker makes .venv-tf
+@pytest.mark.parametrize("member, arguments", list(THOROUGH_MEMBERS.items()), ids=list(THOROUGH_MEMBERS))
+def test_check_command_accepts_a_thorough_member(tf_venv, member, arguments):
+    code, output = check(arguments, "--examples", str(COMMAND_EXAMPLES), "--seed", str(COMMAND_SEED))
+    assert code == 0, output
+    assert "not exercised" not in output, output
+
+
+@thorough_only
+@pytest.mark.xdist_group("tensorflow")
+@pytest.mark.parametrize("member, arguments", list(THOROUGH_BUGGED.items()), ids=list(THOROUGH_BUGGED))
+def test_a_bugged_thorough_member_is_rejected_with_the_wrong_tensor_named(tf_venv, member, arguments):
+    code, message = check(arguments, "--examples", str(EXAMPLES), "--seed", str(BUG_SEED), "--oracles", JUDGE)
+    assert code == 1, message
+    assert_rejected_naming_the_bug(member, COMMAND_NAMES[member], message)
+
+
+@thorough_only
+@pytest.mark.xdist_group("tensorflow")
+def test_tensorflows_float32_constants_in_float64_are_named(tf_venv):
+    """tf.nn.leaky_relu's slope and tf.nn.gelu's 1/sqrt(2) are float32 constants in float64 code
+    (TensorFlow 2.21): wrong on ordinary values by 2e-8, and the diagnosis names the constant."""
+    code, message = check(["--cmd", f"{THOROUGH_MEMBERS['tf'][1]} --tf-nn"], "--examples", str(COMMAND_EXAMPLES), "--seed", str(COMMAND_SEED))
+    assert code == 1, message
+    assert "Float32 rounding" in message and ("float32(0.01)" in message or "float32(0.7071067812)" in message), message

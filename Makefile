@@ -29,8 +29,10 @@ test: $(STAMP) browser
 wheel: $(STAMP)
 	bash scripts/test-wheel.sh $(BIN)/python
 
+# also the tests marked thorough (deep sweeps; skipped by `make test`); --dist loadgroup keeps each
+# xdist_group on one worker (the tensorflow members' .venv-tf, a module's shared report)
 thorough: $(STAMP) browser
-	$(BIN)/python -m pytest -n auto --hypothesis-profile=thorough
+	$(BIN)/python -m pytest -p no:cacheprovider -n auto --dist loadgroup --hypothesis-profile=thorough
 
 bench: $(STAMP)
 	$(BIN)/chainrule bench

@@ -14,6 +14,8 @@ import pytest
 from chainrule import bench
 from chainrule.cli import main
 
+pytestmark = pytest.mark.xdist_group("bench")  # one worker runs the module's one bench (``report``), not each worker its own
+
 # One shape for three sizes: JAX compiles each primitive once per shape, which is most of the time here.
 TINY = bench.Plan(
     {"tiny": bench.Net((3, 2, 2), 1), "small": bench.Net((4, 6, 3), 2), "medium": bench.Net((4, 6, 3), 2), "large": bench.Net((4, 6, 3), 2)},

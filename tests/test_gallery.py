@@ -20,6 +20,7 @@ import pytest
 from hypothesis import settings
 
 from chainrule import Architecture, CheckFailure, crosscheck
+from chainrule.cli import main
 from tests.gallery import BUGGED, MEMBERS, THOROUGH_BUGGED, THOROUGH_MEMBERS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,13 +77,24 @@ def implementation(arguments):
     return getattr(importlib.import_module(module), attribute)()
 
 
-def check(arguments, *options):
-    """``chainrule check`` run from the repository root: (exit code, stdout and stderr)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "chainrule", "check", *arguments, *options],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )
-    return done.returncode, done.stdout + done.stderr
+def check(capsys, arguments, *options):
+    """``chainrule check`` run here, through ``main`` as ``python -m chainrule`` runs it (the member
+    in its worker process or command all the same): (exit code, stdout and stderr). A process of its
+    own would only add seconds of imports."""
+    code = main(["check", *arguments, *options])
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def thorough_for(params, members):
+    """``params`` with those of ``members`` marked thorough (run in the thorough profile only)."""
+    return [pytest.param(*p.values, id=p.id, marks=[*p.marks, pytest.mark.thorough]) if p.id in members else p for p in params]
+
+
+# The command line judges every MODULE:ATTR member the same way (a worker process): eager JAX's
+# members, a minute each there, go through it in the thorough profile only; crosscheck judges them
+# in every run (test_crosscheck_accepts_a_correct_member).
+COMMAND_THOROUGH = {"jax_float32", "jax_nn"}
 
 
 def wrong_tensors(message: str) -> tuple[Architecture, set[tuple[int, str]]]:
@@ -121,17 +133,17 @@ def test_crosscheck_accepts_a_correct_member(member, arguments):
     assert summary.verdicts and not summary.unexercised, str(summary)
 
 
-@pytest.mark.parametrize("member, arguments", member_params(MEMBERS))
-def test_check_command_accepts_a_correct_member(member, arguments):
-    code, output = check(arguments, "--examples", str(COMMAND_EXAMPLES), "--seed", str(COMMAND_SEED))
+@pytest.mark.parametrize("member, arguments", thorough_for(member_params(MEMBERS), COMMAND_THOROUGH))
+def test_check_command_accepts_a_correct_member(member, arguments, capsys):
+    code, output = check(capsys, arguments, "--examples", str(COMMAND_EXAMPLES), "--seed", str(COMMAND_SEED))
     assert code == 0, output
     assert "not exercised" not in output, output
 
 
 @pytest.mark.parametrize("member, arguments", member_params(BUGGED))
-def test_a_bugged_member_is_rejected_with_the_wrong_tensor_named(member, arguments):
+def test_a_bugged_member_is_rejected_with_the_wrong_tensor_named(member, arguments, capsys):
     if arguments[0] == "--cmd":  # through the command line, as a JSON-lines user meets it
-        code, message = check(arguments, "--examples", str(EXAMPLES), "--seed", str(BUG_SEED), "--oracles", JUDGE)
+        code, message = check(capsys, arguments, "--examples", str(EXAMPLES), "--seed", str(BUG_SEED), "--oracles", JUDGE)
         assert code == 1, message
         name = COMMAND_NAMES[member]
     else:
@@ -147,8 +159,9 @@ JAX_COMPILES = "eager JAX compiles every new shape: a minute of the suite's seri
 NOT_IN_SUITE_RUN = {"jax_float32": JAX_COMPILES, "jax_nn": JAX_COMPILES}
 
 
-def _suite(members: dict) -> subprocess.CompletedProcess:
-    """The shipped property suite (tests/suite = chainrule.suite) run on these members."""
+def _suite(members: dict, *extra: str) -> subprocess.CompletedProcess:
+    """The shipped property suite (tests/suite = chainrule.suite) run on these members, not on the
+    reference (the default run's own tests/suite judges it, on more examples)."""
     options = []
     for name, spec in members.items():
         if spec[0] == "--cmd" and shutil.which("node") is None or name in NOT_IN_SUITE_RUN:
@@ -157,14 +170,23 @@ def _suite(members: dict) -> subprocess.CompletedProcess:
             continue
         options += ["--chainrule-cmd", spec[1]] if spec[0] == "--cmd" else ["--chainrule-impl", spec[0]]
     argv = [sys.executable, "-m", "pytest", "tests/suite", "-p", "no:cacheprovider", "-p", "no:xdist", "-q",
-            "--chainrule-no-entry-points", "--chainrule-examples", "20", *options]
+            "--chainrule-no-entry-points", "--chainrule-examples", "20", "-k", "not reference", *options, *extra]
     return subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=600)
 
 
-def test_the_shipped_suite_accepts_the_gallery_and_rejects_its_bugs():
-    run = _suite(MEMBERS)
+# In two runs of about the same length, one on each xdist worker.
+SUITE_HALVES = {"torch": {m: a for m, a in MEMBERS.items() if LIBRARIES.get(m) == "torch"},
+                "others": {m: a for m, a in MEMBERS.items() if LIBRARIES.get(m) != "torch"}}
+
+
+@pytest.mark.parametrize("half", list(SUITE_HALVES))
+def test_the_shipped_suite_accepts_the_gallery(half):
+    run = _suite(SUITE_HALVES[half])
     assert run.returncode == 0 and " passed" in run.stdout, run.stdout[-3000:]
-    run = _suite({"article_numpy": BUGGED["article_numpy"]})
+
+
+def test_the_shipped_suite_rejects_a_gallery_bug():
+    run = _suite({"article_numpy": BUGGED["article_numpy"]}, "-x")  # its first failing test shows it
     assert run.returncode == 1 and "ArticleNumpyWrongTanh" in run.stdout, run.stdout[-3000:]
 
 
@@ -183,8 +205,8 @@ def tf_venv():
 @thorough_only
 @pytest.mark.xdist_group("tensorflow")  # one worker makes .venv-tf
 @pytest.mark.parametrize("member, arguments", list(THOROUGH_MEMBERS.items()), ids=list(THOROUGH_MEMBERS))
-def test_check_command_accepts_a_thorough_member(tf_venv, member, arguments):
-    code, output = check(arguments, "--examples", str(COMMAND_EXAMPLES), "--seed", str(COMMAND_SEED))
+def test_check_command_accepts_a_thorough_member(tf_venv, member, arguments, capsys):
+    code, output = check(capsys, arguments, "--examples", str(COMMAND_EXAMPLES), "--seed", str(COMMAND_SEED))
     assert code == 0, output
     assert "not exercised" not in output, output
 
@@ -192,17 +214,17 @@ def test_check_command_accepts_a_thorough_member(tf_venv, member, arguments):
 @thorough_only
 @pytest.mark.xdist_group("tensorflow")
 @pytest.mark.parametrize("member, arguments", list(THOROUGH_BUGGED.items()), ids=list(THOROUGH_BUGGED))
-def test_a_bugged_thorough_member_is_rejected_with_the_wrong_tensor_named(tf_venv, member, arguments):
-    code, message = check(arguments, "--examples", str(EXAMPLES), "--seed", str(BUG_SEED), "--oracles", JUDGE)
+def test_a_bugged_thorough_member_is_rejected_with_the_wrong_tensor_named(tf_venv, member, arguments, capsys):
+    code, message = check(capsys, arguments, "--examples", str(EXAMPLES), "--seed", str(BUG_SEED), "--oracles", JUDGE)
     assert code == 1, message
     assert_rejected_naming_the_bug(member, COMMAND_NAMES[member], message)
 
 
 @thorough_only
 @pytest.mark.xdist_group("tensorflow")
-def test_tensorflows_float32_constants_in_float64_are_named(tf_venv):
+def test_tensorflows_float32_constants_in_float64_are_named(tf_venv, capsys):
     """tf.nn.leaky_relu's slope and tf.nn.gelu's 1/sqrt(2) are float32 constants in float64 code
     (TensorFlow 2.21): wrong on ordinary values by 2e-8, and the diagnosis names the constant."""
-    code, message = check(["--cmd", f"{THOROUGH_MEMBERS['tf'][1]} --tf-nn"], "--examples", str(COMMAND_EXAMPLES), "--seed", str(COMMAND_SEED))
+    code, message = check(capsys, ["--cmd", f"{THOROUGH_MEMBERS['tf'][1]} --tf-nn"], "--examples", str(COMMAND_EXAMPLES), "--seed", str(COMMAND_SEED))
     assert code == 1, message
     assert "Float32 rounding" in message and ("float32(0.01)" in message or "float32(0.7071067812)" in message), message

@@ -4,14 +4,12 @@ its range reported as a warning (a failure under --strict-numerics), never a cha
 import itertools
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from chainrule import crosscheck
+from chainrule.cli import main
 from chainrule.judge import ask_oracles, judge_oracle
 from chainrule.numerics import LADDER, _rung, numerical_range
 from chainrule.oracles.registry import available
@@ -19,8 +17,6 @@ from chainrule.reference import ACTIVATION_NAMES, Reference
 from chainrule.sources.implementation import wrap
 from chainrule.status import Status
 from chainrule.tolerances import sensitivity
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class PlainSigmoidBCE:
@@ -99,16 +95,17 @@ def test_an_overflow_is_a_range_finding_naming_the_exception():
     assert sigmoid and sigmoid[0].failed_at == -720 and "OverflowError" in sigmoid[0].what, summary.numerical_range
 
 
-def _check(*options):
-    run = subprocess.run([sys.executable, "-m", "chainrule", "check", "tests.test_numerics:PlainSigmoidBCE", "--examples", "20", "--seed", "3", *options],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT)
-    return run.returncode, run.stdout
+def _check(capsys, *options):
+    """``chainrule check`` run here, through ``main`` as ``python -m chainrule`` runs it (the
+    implementation in its worker process all the same): (exit code, stdout)."""
+    code = main(["check", "tests.test_numerics:PlainSigmoidBCE", "--examples", "20", "--seed", "3", *options])
+    return code, capsys.readouterr().out
 
 
-def test_check_warns_and_strict_numerics_fails():
-    code, out = _check()
+def test_check_warns_and_strict_numerics_fails(capsys):
+    code, out = _check(capsys)
     assert code == 0 and "numerical range (warning): binary_cross_entropy after sigmoid, z > 0" in out, out
-    code, out = _check("--strict-numerics", "--json")
+    code, out = _check(capsys, "--strict-numerics", "--json")
     document = json.loads(out)
     assert (code, document["status"], document["exit_code"]) == (1, "numerical-range", 1), document
     assert any(f["failed_at"] == 36 for f in document["numerical_range"]), document["numerical_range"]

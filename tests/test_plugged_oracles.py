@@ -288,6 +288,7 @@ def report(site, tmp_path_factory):
     return {"code": code, "stderr": stderr, "out": out, "tree": Tree(text).root, "data": read_json(out / "results.json")}
 
 
+@pytest.mark.xdist_group("plugged-oracles-report")  # one worker makes the report they share
 def test_report_has_a_column_and_a_row_per_qualified_oracle_and_fails_the_broken_one(report):
     assert report["code"] == 2 and "failed qualification" in report["stderr"]
     table = report["tree"].by_id("matrix").all("table", "matrix")[0]
@@ -311,6 +312,7 @@ def test_report_has_a_column_and_a_row_per_qualified_oracle_and_fails_the_broken
     assert "(plugged in)" in sources.content()
 
 
+@pytest.mark.xdist_group("plugged-oracles-report")  # one worker makes the report they share
 def test_results_json_carries_plugged_oracles_and_refuses_files_of_the_schema_before_them(report):
     data = report["data"]
     assert data["schema_version"] == 2 and [s["name"] for s in data["sources"] if s["plugged"]] == [
@@ -325,6 +327,7 @@ def test_results_json_carries_plugged_oracles_and_refuses_files_of_the_schema_be
     assert plugged.default is False
 
 
+@pytest.mark.xdist_group("plugged-oracles-report")
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent (make test installs it: scripts/install-browser.sh)")
 def test_report_with_plugged_oracles_reads_in_a_real_browser(report):
     from playwright.sync_api import sync_playwright

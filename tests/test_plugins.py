@@ -440,6 +440,7 @@ def _pytest_elsewhere(cwd: Path, *paths: Path, args: list[str], timeout: int = 3
     return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
 
 
+@pytest.mark.xdist_group("wheel")  # one worker builds the wheel they share
 def test_shipped_suite_runs_from_any_directory_and_rejects_a_wrong_implementation(wheel, site, tmp_path):
     """``pytest -W error --pyargs chainrule.suite --chainrule-impl ...`` from a directory outside
     the checkout, with only the wheel: the correct implementation passes every test (those
@@ -468,6 +469,7 @@ def test_shipped_suite_runs_from_any_directory_and_rejects_a_wrong_implementatio
     assert result.returncode == 1, out
 
 
+@pytest.mark.xdist_group("wheel")  # one worker builds the wheel they share
 def test_host_warning_filters_option_names_and_profile_do_not_change_verdicts(wheel, site, tmp_path):
     """A host project with ``filterwarnings = error``, its own ``--max-examples`` option and a 1 ms
     deadline in its profile, judging a correct implementation that warns on every call: a pass."""
@@ -485,6 +487,7 @@ def test_host_warning_filters_option_names_and_profile_do_not_change_verdicts(wh
     assert result.returncode == 0 and passed and int(passed[1]) >= 6, out  # 3 oracles, 3 metamorphic properties
 
 
+@pytest.mark.xdist_group("wheel")  # one worker builds the wheel they share
 def test_summary_is_printed_once_under_xdist(wheel, site, tmp_path):
     """``-n 2``: the workers load the sources; the controller prints what they were not asked, once."""
     args = [

@@ -9,6 +9,12 @@
 
 A rejection here of a correct member in its own precision is a false alarm of the engine, never a
 reason to harden the member.
+
+In the thorough profile only (``@pytest.mark.thorough``), as a second draw of a path test_gallery
+already judges on the same member: jax_float32 accepted by ``crosscheck`` (test_gallery's
+test_crosscheck_accepts_a_correct_member[jax_float32]; the declaration is read as for the numpy and
+torch members, kept here) and plain32_js's bug rejected through ``chainrule check`` against finite
+differences (test_gallery's test_a_bugged_member_is_rejected_with_the_wrong_tensor_named[plain32_js]).
 """
 
 import shutil
@@ -21,13 +27,14 @@ import pytest
 
 import tests.broken
 from chainrule import Architecture, CheckFailure, crosscheck
+from chainrule.cli import main
 from chainrule.reference import LOSSES
 from chainrule.reference.activations import Activation
 from chainrule.reference.losses import Loss
 from chainrule.status import Status
 from tests.broken import BUGS, Broken
 from tests.gallery import BUGGED, MEMBERS, PRECISIONS
-from tests.test_gallery import REPO, assert_rejected_naming_the_bug, check, implementation, member_params
+from tests.test_gallery import REPO, assert_rejected_naming_the_bug, implementation, member_params
 
 EXAMPLES = 80
 SEED = 21
@@ -40,7 +47,23 @@ FLOAT32_BUGGED = {member: arguments for member, arguments in BUGGED.items() if m
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 
 
-@pytest.mark.parametrize("member, arguments", member_params(FLOAT32))
+def check(capsys, arguments, *options):
+    """``chainrule check`` run here, through ``main`` as ``python -m chainrule`` runs it (the member
+    in its worker process or command all the same): (exit code, stdout and stderr). A process of
+    its own would only add seconds of imports."""
+    code = main(["check", *arguments, *options])
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def _thorough_for(params, members):
+    """``params`` with those of ``members`` marked thorough (run in the thorough profile only)."""
+    return [pytest.param(*p.values, id=p.id, marks=[*p.marks, pytest.mark.thorough]) if p.id in members else p for p in params]
+
+
+# Judged by crosscheck in test_gallery too (60 examples): eager JAX compiles every new shape, a
+# minute or two a run; its declaration is read as the other Python members' is.
+@pytest.mark.parametrize("member, arguments", _thorough_for(member_params(FLOAT32), {"jax_float32"}))
 def test_a_float32_member_is_accepted_in_float32(member, arguments):
     source = implementation(arguments)
     try:
@@ -52,8 +75,8 @@ def test_a_float32_member_is_accepted_in_float32(member, arguments):
 
 
 @needs_node
-def test_the_check_command_accepts_plain32_js_by_its_declaration():
-    code, output = check(FLOAT32["plain32_js"], "--examples", str(EXAMPLES), "--seed", str(SEED))
+def test_the_check_command_accepts_plain32_js_by_its_declaration(capsys):
+    code, output = check(capsys, FLOAT32["plain32_js"], "--examples", str(EXAMPLES), "--seed", str(SEED))
     assert code == 0, output
     assert output.startswith("plain32-js (judged in float32): "), output
 
@@ -72,17 +95,19 @@ FLOAT64_MESSAGE = {
 
 
 @pytest.mark.parametrize("member, arguments", member_params(FLOAT32))
-def test_a_float32_member_judged_in_float64_is_told_about_float32(member, arguments):
-    code, output = check(arguments, "--examples", str(EXAMPLES), "--seed", str(SEED), "--precision", "float64")
+def test_a_float32_member_judged_in_float64_is_told_about_float32(member, arguments, capsys):
+    code, output = check(capsys, arguments, "--examples", str(EXAMPLES), "--seed", str(SEED), "--precision", "float64")
     assert code == 1, output
     assert " is wrong on " in output.splitlines()[0], output
     assert FLOAT64_MESSAGE[member] in output and 'declare precision = "float32"' in output, \
         f"got no word of float32, expected {FLOAT64_MESSAGE[member]!r} and the advice to declare float32:\n{output}"
 
 
-@pytest.mark.parametrize("member, arguments", member_params(FLOAT32_BUGGED))
-def test_a_float32_members_bug_is_rejected_in_float32_naming_the_tensor(member, arguments):
-    code, output = check(arguments, "--examples", str(EXAMPLES), "--seed", str(BUG_SEED), "--oracles", JUDGE)
+# plain32_js's bug goes through ``chainrule check`` against finite differences in test_gallery too
+# (test_a_bugged_member_is_rejected_with_the_wrong_tensor_named[plain32_js], another seed).
+@pytest.mark.parametrize("member, arguments", _thorough_for(member_params(FLOAT32_BUGGED), {"plain32_js"}))
+def test_a_float32_members_bug_is_rejected_in_float32_naming_the_tensor(member, arguments, capsys):
+    code, output = check(capsys, arguments, "--examples", str(EXAMPLES), "--seed", str(BUG_SEED), "--oracles", JUDGE)
     assert code == 1, output
     name = output.partition(" is wrong on ")[0]
     assert "(bug: " in name, output
@@ -90,14 +115,16 @@ def test_a_float32_members_bug_is_rejected_in_float32_naming_the_tensor(member, 
 
 
 def test_the_shipped_suite_accepts_the_numpy_float32_member_in_float32():
-    def suite(*precision):
+    def suite(*options):
         argv = [sys.executable, "-m", "pytest", "--pyargs", "chainrule.suite", "-p", "no:cacheprovider", "-p", "no:xdist", "-q",
-                "--chainrule-no-entry-points", "--chainrule-examples", "20", "--chainrule-impl", FLOAT32["article_float32"][0], *precision]
+                "--chainrule-no-entry-points", "--chainrule-examples", "20", "--chainrule-impl", FLOAT32["article_float32"][0], *options]
         return subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=600)
 
     run = suite("--chainrule-precision", "float32")
     assert run.returncode == 0 and " passed" in run.stdout, run.stdout[-3000:]
-    run = suite("--chainrule-precision", "float64")
+    # In float64 only the member's rejection is asked for: its first failing test shows it (-x); the
+    # reference's tests (they pass in float64, as the default run's tests/suite shows) are left out.
+    run = suite("--chainrule-precision", "float64", "-x", "-k", "not reference")
     assert run.returncode == 1 and "is float32, expected float64" in run.stdout, run.stdout[-3000:]
 
 

@@ -24,6 +24,8 @@ from chainrule.reports.records import Status
 from chainrule.reports.results import from_json, read_json
 from chainrule.reports.views import ALLOWANCE_DECADES
 
+pytestmark = pytest.mark.xdist_group("report-html")  # one worker makes the module's one report, not each worker its own
+
 EXAMPLES, SEED = 12, 1
 SCRIPT = "<script>alert(1)</script>"
 ARTIFACTS = Path(__file__).parent / "artifacts"

@@ -48,12 +48,23 @@ def test_textbook_loss_from_a_saturated_output_agrees(oracle, z):
     assert not verdict.failed, verdict.comparisons
 
 
-@pytest.mark.parametrize("z, factor", [(2.0, 1 + 1e-9), (16.6, 1 + 1e-6), (20.0, 1 + 1e-5)])
+@pytest.mark.parametrize("z, factor", [(2.0, 1 + 1e-9), (12.0, 1 + 1e-7), (16.0, 1 + 1e-6)])
 def test_a_loss_off_beyond_its_rounding_is_caught(oracle, z, factor):
-    """The floor grows with e^z and no faster: a loss off by more than its rounding is wrong."""
+    """The floor grows with e^z and no faster: a loss off by more than its rounding is wrong, up
+    to the search range's edge (chainrule.local.SEARCH_RANGE)."""
     verdict = judge(wrap(TextbookLoss(factor)), _output_at(z), [oracle])
     assert verdict.failed and all(c.loss_error > 1e-10 for c in verdict.comparisons), verdict.comparisons
     assert not any(c.note for c in verdict.comparisons), "only the loss disagrees: no entry to re-estimate"
+
+
+@pytest.mark.parametrize("z, factor", [(16.6, 1 + 1e-6), (20.0, 1 + 1e-5)])
+def test_a_loss_off_beyond_the_search_range_is_a_numerical_range_finding(oracle, z, factor):
+    """Beyond |z| = 16 no standard formula is held to the contract (torch's binary cross-entropy is
+    off by 90% at z = -30): a loss off there is a numerical-range finding that names it and where,
+    never silence."""
+    verdict = judge(wrap(TextbookLoss(factor)), _output_at(z), [oracle])
+    assert not verdict.failed and verdict.finding is not None, verdict
+    assert verdict.finding.probe == "binary_cross_entropy after sigmoid: the loss" and verdict.finding.failed_at == z, verdict.finding
 
 
 @pytest.mark.parametrize("z, why", [(30.0, "of the loss"), (37.0, "log 0 in binary_cross_entropy"), (800.0, "log 0 in binary_cross_entropy")])

@@ -23,7 +23,7 @@ report: $(STAMP)
 	$(BIN)/chainrule report --out $(OUT)
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadgroup --hypothesis-profile=ci
+	$(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadgroup --hypothesis-profile=ci --durations=15
 	bash scripts/test-wheel.sh $(BIN)/python
 
 wheel: $(STAMP)

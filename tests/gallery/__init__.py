@@ -2,7 +2,8 @@
 authors would write them (not hardened against chainrule), each with one injected bug beside it.
 
 - ``article_numpy``: the article's formulas literally, numpy float64, no stability tricks.
-- ``scalar_engine``: a micrograd-style scalar autodiff engine (``math.exp``, ``math.log``).
+- ``scalar_engine``: a micrograd-style scalar autodiff engine (``math.exp``, ``math.log``);
+  ``micrograd_tanh``: the same with micrograd's own tanh, (e^2z - 1)/(e^2z + 1), which overflows.
 - ``autograd_net`` / ``mygrad_net``: users of HIPS autograd and of mygrad.
 - ``autograd_tanh_sigmoid``: autograd with sigmoid as ``0.5 (tanh(z/2) + 1)``, as its README writes
   it, silu and binary cross-entropy built on that.
@@ -44,6 +45,7 @@ MEMBERS = {
     "torch_bfloat16": ["tests.gallery.torch_lowp:TorchBfloat16"],
     "jax_float32": ["tests.gallery.jax_float32:JaxFloat32"],
     "torch_functional": ["tests.gallery.torch_functional:TorchFunctional"],
+    "micrograd_tanh": ["tests.gallery.scalar_engine:ScalarEngineMicrogradTanh"],
     "jax_nn": ["tests.gallery.jax_nn:JaxNN"],
     "autograd_tanh_sigmoid": ["tests.gallery.autograd_tanh_sigmoid:AutogradTanhSigmoid"],
 }

@@ -82,12 +82,17 @@ class Deviation:
 
     @property
     def error(self) -> float:
-        """|got - expected| / max(1, |expected|); inf where it is not finite."""
-        error = abs(self.got - self.expected) / max(1.0, abs(self.expected))
-        return error if math.isfinite(error) else math.inf
+        return float(_relative_error(np.float64(self.got), np.float64(self.expected)))
 
     def __str__(self) -> str:
         return f"{self.function} at z = {self.z:.6g}: got {self.got!r}, the contract's {self.expected!r} (off by {self.error:.2g} of max(1, |value|))"
+
+
+def _relative_error(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """|got - expected| / max(1, |expected|), inf where it is not finite."""
+    with np.errstate(all="ignore"):
+        error = np.abs(got - expected) / np.maximum(1.0, np.abs(expected))
+    return np.where(np.isfinite(error), error, np.inf)
 
 
 class _Unprobed(Exception):
@@ -105,15 +110,16 @@ class _Measured:
     def add(self, function: str, z: np.ndarray, got: np.ndarray, expected: np.ndarray) -> None:
         self.points.setdefault(function, []).append((np.ravel(z), np.ravel(got), np.ravel(expected)))
 
+    def columns(self, function: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(z, got, expected) of every point of ``function``."""
+        return tuple(np.concatenate(column) for column in zip(*self.points[function]))
+
     def deviations(self, within: float) -> list[Deviation]:
         """Per function, its worst point with |z| <= ``within`` (inf: anywhere), worst first."""
         found = []
-        for function, parts in self.points.items():
-            z, got, expected = (np.concatenate(column) for column in zip(*parts))
-            with np.errstate(all="ignore"):
-                error = np.abs(got - expected) / np.maximum(1.0, np.abs(expected))
-            error = np.where(np.isfinite(error), error, np.inf)
-            error = np.where(np.abs(z) <= within, error, -1.0)
+        for function in self.points:
+            z, got, expected = self.columns(function)
+            error = np.where(np.abs(z) <= within, _relative_error(got, expected), -1.0)
             if (error >= 0).any():
                 k = int(np.argmax(error))
                 found.append(Deviation(function, float(z[k]), float(got[k]), float(expected[k])))
@@ -121,9 +127,8 @@ class _Measured:
 
     def within_rounding_up_to(self, function: str, beyond: float, rtol: float) -> float:
         """The largest |z| below ``beyond`` up to which ``function`` is within ``rtol`` (NaN: none measured)."""
-        z, got, expected = (np.concatenate(column) for column in zip(*self.points[function]))
-        with np.errstate(all="ignore"):
-            bad = ~(np.abs(got - expected) <= rtol * np.maximum(1.0, np.abs(expected)))
+        z, got, expected = self.columns(function)
+        bad = _relative_error(got, expected) > rtol
         worse = np.abs(z)[bad]
         limit = min(float(worse.min(initial=math.inf)), beyond)
         inside = np.abs(z)[(np.abs(z) < limit) & ~bad]

@@ -77,9 +77,9 @@ def numerical_range(implementation: Implementation, judges: list[Registered]) ->
                 bounds = sensitivity(case.arch, case.params, case.X, case.Y, implementation.precision)
                 verdict = judge(implementation, case, judges, ask_oracles(case, judges), bounds.within_judges())
                 if verdict.failed or verdict.explanation:  # wrong, or off within its own functions' range: either ends the probe
-                    advice_ = advice(probe) if verdict.fault is None or verdict.fault.kind in ("non-finite", "raised") else ""
+                    told = advice(probe) if verdict.fault is None or verdict.fault.kind in ("non-finite", "raised") else ""
                     side = "z > 0" if sign > 0 else "z < 0"
-                    findings.append(RangeFinding(f"{probe}, {side}", passed, sign * magnitude, _failure(verdict), advice_))
+                    findings.append(RangeFinding(f"{probe}, {side}", passed, sign * magnitude, _failure(verdict), told))
                     break
                 passed = magnitude
     return tuple(findings)

@@ -4,6 +4,7 @@ The only names intended for users are these (``__all__``)::
 
     from chainrule import crosscheck, CheckFailure, Summary, Architecture, Reference
     from chainrule import architectures, cases, Case      # Hypothesis strategies for your own tests
+    from chainrule import torch_function_layers, jax_custom_vjp_layers   # layer sources from framework functions
 
 ``crosscheck(impl, examples=200, seed=None)`` returns a ``Summary`` or raises ``CheckFailure``
 (an ``AssertionError``) carrying the smallest counterexample. Names are loaded on first use,
@@ -27,6 +28,8 @@ _PUBLIC = {
     "Case": "chainrule.case",
     "architectures": "chainrule.strategies",
     "cases": "chainrule.strategies",
+    "torch_function_layers": "chainrule.wrappers",
+    "jax_custom_vjp_layers": "chainrule.wrappers",
 }
 
 __all__ = ["__version__", *_PUBLIC]

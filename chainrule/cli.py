@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import shlex
 import sys
 from functools import partial
@@ -96,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--memory-limit", type=_count, default=None, metavar="BYTES",
         help="memory a Python implementation's worker process may use (default: the machine's physical memory)",
     )
+    check.add_argument("--layers", nargs="+", metavar="NAME", default=None,
+                       help="judge only these layers of a layer source (docs/layers.md); its networks are then not judged")
+    check.add_argument("--layer", metavar="NAME", default=None, help="judge one case of this layer (with --config and --shapes)")
+    check.add_argument("--config", metavar="JSON", default="{}", help='the --layer case\'s config, e.g. \'{"axis": 0}\' (default: the defaults)')
+    check.add_argument("--shapes", metavar="SHAPES", default=None, help="the --layer case's input shapes, e.g. 'x=2,3 weight=4,3 bias=4'")
+    check.add_argument("--layer-examples", type=_count, default=50, metavar="N", help="generated cases a layer (default 50)")
     for name, what, default in (("width", "units in any layer", 129), ("batch", "examples (N)", 64), ("depth", "layers", 10)):
         check.add_argument(
             f"--max-{name}", type=_count, default=None, metavar="N" if name == "batch" else name[0].upper(),
@@ -260,6 +267,17 @@ def _judge(args, verdict) -> int:
         return _usage_error(f"oracle: {error}", spec, verdict)
     oracles = [*(args.oracles or []), *plugged] if plugged else args.oracles
     name, unexercised = implementation.name, implementation.unexercised
+    layers_only = args.layers is not None or args.layer is not None
+    if implementation.layers or layers_only:
+        try:
+            code, text, fields = _judge_layers(implementation, args)
+        except ValueError as error:
+            implementation.close()
+            return _usage_error(str(error), name, verdict)
+        if layers_only or not implementation.networks:
+            implementation.close()
+            return verdict(code, text, partial(_layers_document, code, name, fields, args))
+        verdict = _with_layers(verdict, code, text, fields)
     try:
         if args.arch is not None:
             return _check_one(implementation, args, verdict, oracles)
@@ -292,6 +310,76 @@ def _judge(args, verdict) -> int:
     return verdict(code, str(summary), partial(agreed, summary, examples=args.examples, strict_numerics=args.strict_numerics))
 
 
+def _judge_layers(implementation, args) -> tuple[Exit, str, dict]:
+    """The layer part of ``check`` (docs/layers.md): one --layer case, or every declared layer
+    (--layers: these) searched. (exit code, text, the JSON document's layer fields)."""
+    import random
+
+    from chainrule.layers.contract import LAYER_NAMES
+    from chainrule.layers.text import format_layer_failure, format_layer_summary, layer_fields, verdict_fields
+
+    seed = random.randrange(2**32) if args.seed is None else args.seed
+    if args.layer is not None:
+        from chainrule.layers.judge import judge_layer
+        from chainrule.layers.strategies import given_case, parse_shapes
+        from chainrule.oracles.layers import available
+
+        if args.layer not in LAYER_NAMES:
+            raise ValueError(f"--layer: unknown layer {args.layer!r}; the contract's: {', '.join(LAYER_NAMES)}")
+        if args.shapes is None:
+            raise ValueError("--layer needs --shapes, e.g. 'x=2,3 weight=4,3 bias=4'")
+        try:
+            config = json.loads(args.config)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--config is not JSON: {error}") from None
+        case = given_case(args.layer, config, parse_shapes(args.shapes), seed)
+        judged = judge_layer(implementation, case, available())
+        text = format_layer_failure(judged) if judged.failed else (
+            f"{implementation.name}: {case.describe()} (seed {seed}): {judged.status.value}"
+            + (f" ({judged.unsupported})" if judged.unsupported else ""))
+        code = Exit.DISAGREE if judged.failed else Exit.USAGE if judged.unsupported else Exit.AGREE
+        return code, text, verdict_fields(judged, seed)
+    from chainrule.layers.search import check_layers
+
+    unknown = [name for name in args.layers or () if name not in LAYER_NAMES]
+    if unknown:
+        raise ValueError(f"--layers: unknown {', '.join(unknown)}; the contract's: {', '.join(LAYER_NAMES)}")
+    summary = check_layers(implementation, tuple(args.layers) if args.layers else None, examples=args.layer_examples, seed=seed)
+    lines = [format_layer_summary(summary)]
+    for result in summary.results:
+        if result.failure is not None:
+            lines += ["", format_layer_failure(result.failure, result.diagnosis)]
+    lines.append(f"(seed {seed}: {_command(args, '--seed', seed)})")
+    if not summary.judged:
+        lines.append("nothing could be judged: every case was unsupported or no evidence")
+    code = Exit.DISAGREE if summary.failed else Exit.AGREE if summary.judged else Exit.USAGE
+    return code, "\n".join(lines), layer_fields(summary, seed)
+
+
+def _layers_document(code: Exit, name: str, fields: dict, args) -> dict:
+    """The --json document of a check of layers only."""
+    from chainrule.jsonverdict import layers_only
+
+    return layers_only(code, name, fields, examples=args.layer_examples)
+
+
+def _with_layers(verdict, layer_code: Exit, layer_text: str, fields: dict):
+    """``verdict`` (see _check) for a source with networks and layers: the network verdict's text
+    and document, the layers' after them, the worse exit code."""
+    def combined(code: Exit, text: str | None, document) -> int:
+        worst = Exit(max(code, layer_code))
+        both = "\n\n".join(filter(None, [text, layer_text]))
+        return verdict(worst, both, lambda: _combined_document(document(), worst, fields))
+    return combined
+
+
+def _combined_document(document: dict, code: Exit, fields: dict) -> dict:
+    from chainrule.jsonverdict import STATUS_OF_EXIT
+
+    status = document["status"] if code == document["exit_code"] else STATUS_OF_EXIT[code]
+    return document | {"layers": fields["layers"], "exit_code": int(code), "status": status}
+
+
 def _command(args, *options) -> str:
     """The ``chainrule check`` command line that judges the same source the same way, with ``options``."""
     source = ["--cmd", args.cmd] if args.cmd is not None else [args.target]
@@ -299,6 +387,7 @@ def _command(args, *options) -> str:
     judges += [word for spec in args.oracle for word in ("--oracle", spec)] + [word for spec in args.oracle_cmd for word in ("--oracle-cmd", spec)]
     where = (["--in-process"] if args.in_process else []) + (["--memory-limit", str(args.memory_limit)] if args.memory_limit else [])
     where += ["--precision", args.precision] if args.precision else []
+    where += (["--layers", *args.layers] if args.layers else []) + (["--layer-examples", str(args.layer_examples)] if args.layer_examples != 50 else [])
     given = {name: getattr(args, f"max_{name}", None) for name in ("width", "batch", "depth")} if args.arch is None else {}
     bounds = [word for name, bound in given.items() if bound is not None for word in (f"--max-{name}", str(bound))]
     return shlex.join(["chainrule", "check", *source, *map(str, options), *judges, *where, *bounds])

@@ -16,6 +16,9 @@ Every key is always present (null where it does not apply). Schema, version 1:
     oracles            names of the oracles that judged (plugged-in ones after the built-in ones)
     qualifications     [{"oracle", "against", "examples", "cases", "coverage", "seed", "seconds"}]: each plugged-in
                        oracle's passed qualification run (chainrule.plugged.Qualification); [] when none was plugged in
+    layers             [{"layer", "status", "agreed", "no_evidence", "unsupported", "counterexample"}]: each layer a
+                       layer source declares (docs/layers.md), its counterexample null or {"case", "config", "shapes",
+                       "inputs", "dy", "reproduction", "fault", "wrong", "disagreements", "notes", "diagnosis"}; [] for networks only
     disqualified       null, or {"oracle", "message", "counterexample"}: the plugged-in oracle that failed qualification,
                        with its own counterexample (as below) or null (it faulted while judging)
     counts             {"cases", "agree", "convention", "no_evidence", "coverage", "rejected" (a kink within
@@ -43,11 +46,12 @@ import math
 from chainrule import __version__
 from chainrule.status import Exit, Status
 
-__all__ = ["SCHEMA_VERSION", "STATUSES", "agreed", "disqualified", "dumps", "failed", "problem"]
+__all__ = ["SCHEMA_VERSION", "STATUSES", "STATUS_OF_EXIT", "agreed", "disqualified", "dumps", "failed", "layers_only", "problem"]
 
 SCHEMA_VERSION = 1
 MAX_ENTRIES = 6  # entries listed per disagreeing tensor, worst first (as the text verdict shows)
 STATUSES = ("agree", "disagree", "error", "numerical-range", "usage-error", "failed-qualification")
+STATUS_OF_EXIT = {Exit.AGREE: "agree", Exit.DISAGREE: "disagree", Exit.USAGE: "usage-error"}
 
 
 def _document(status: str, exit_code: Exit, implementation: str | None, **fields) -> dict:
@@ -55,7 +59,7 @@ def _document(status: str, exit_code: Exit, implementation: str | None, **fields
         "schema_version": SCHEMA_VERSION, "chainrule_version": __version__, "implementation": implementation,
         "precision": None, "status": status, "exit_code": int(exit_code), "message": None, "seed": None, "examples": None,
         "arch": None, "oracles": [], "counts": None, "not_exercised": [], "numerical_range": [], "counterexample": None,
-        "qualifications": [], "disqualified": None,
+        "qualifications": [], "disqualified": None, "layers": [],
     }
     unknown = set(fields) - set(document)
     if unknown:
@@ -111,6 +115,11 @@ def disqualified(error, implementation: str | None, *, seed: int | None = None, 
         "failed-qualification", Exit.USAGE, implementation, message=str(error).split("\n\n")[0], seed=error.seed if error.seed is not None else seed,
         examples=examples, disqualified={"oracle": error.oracle, "message": str(error), "counterexample": example},
     )
+
+
+def layers_only(code: Exit, implementation: str, fields: dict, *, examples: int) -> dict:
+    """A check of layers only (chainrule.layers.text.layer_fields gives ``fields``: seed, layers, oracles)."""
+    return _document(STATUS_OF_EXIT[code], code, implementation, examples=examples, **fields)
 
 
 def problem(exit_code: Exit, message: str, implementation: str | None = None, **fields) -> dict:

@@ -1,5 +1,6 @@
 """chainrule's from-scratch reference: the article's forward and backward passes in numpy."""
 
+from . import layers
 from .activations import ACTIVATIONS, Activation
 from .architecture import ACTIVATION_NAMES, KINKED, LOSS_NAMES, Architecture
 from .losses import LOSSES, Loss
@@ -7,5 +8,5 @@ from .network import Gradients, Layer, Reference, backward, forward, update
 
 __all__ = [
     "ACTIVATIONS", "ACTIVATION_NAMES", "Activation", "Architecture", "Gradients", "KINKED",
-    "LOSSES", "LOSS_NAMES", "Layer", "Loss", "Reference", "backward", "forward", "update",
+    "LOSSES", "LOSS_NAMES", "Layer", "Loss", "Reference", "backward", "forward", "layers", "update",
 ]

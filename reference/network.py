@@ -9,6 +9,9 @@ Rows are examples (k), columns are neurons (j). For layer l = 1..L:
                dA(l-1)   = dZ(l) W(l)
                dZ(l-1)   = dA(l-1) * sigma'(Z(l-1))
 
+The network is a composition of chainrule.reference.layers: Z(l) and its three gradients are the
+``linear`` layer's forward and VJP, A(l) and dZ(l-1) the activation layer's (hidden activations are
+elementwise); dZ(L) comes from the network contract's loss (reference/losses.py).
 Everything is vectorised over the batch; there is no loop over examples or neurons.
 """
 
@@ -18,8 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chainrule.layers.contract import full_config
+
 from .activations import ACTIVATIONS
 from .architecture import Architecture
+from .layers import PAIRS
 from .losses import LOSSES
 
 __all__ = ["Layer", "Gradients", "forward", "backward", "update", "Reference"]
@@ -49,8 +55,8 @@ def forward(arch: Architecture, params: Params, X: np.ndarray) -> list[Layer]:
     cache = []
     a = X
     for (W, b), name in zip(params, arch.activations):
-        z = a @ W.T + b
-        a = ACTIVATIONS[name].sigma(z)
+        z, _ = PAIRS["linear"].forward({}, x=a, weight=W, bias=b)   # Z(l) = A(l-1) W(l)^T + b(l)
+        a, _ = PAIRS[name].forward(full_config(name, {}), x=z)       # A(l) = sigma(Z(l))
         cache.append(Layer(z, a))
     return cache
 
@@ -62,15 +68,14 @@ def backward(arch: Architecture, params: Params, X: np.ndarray, Y: np.ndarray, c
     dZ = loss.output_dZ(output.z, output.a, Y, ACTIVATIONS[arch.activations[-1]])
     grads: Params = []
     for l in reversed(range(arch.depth)):
-        W = params[l][0]
         A_prev = cache[l - 1].a if l > 0 else X
-        dW = dZ.T @ A_prev                      # dW(l) = dZ(l)^T A(l-1)
-        db = dZ.sum(axis=0)                     # db(l) = dZ(l)^T 1
-        dA_prev = dZ @ W                        # dA(l-1) = dZ(l) W(l)
+        linear = PAIRS["linear"].backward(dZ, (A_prev, params[l][0]))  # linear's cache: (x, weight)
+        dW = linear["weight"]                   # dW(l) = dZ(l)^T A(l-1)
+        db = linear["bias"]                     # db(l) = dZ(l)^T 1
+        dA_prev = linear["x"]                   # dA(l-1) = dZ(l) W(l)
         grads.append((dW, db))
-        if l > 0:                               # dZ(l-1) = dA(l-1) * sigma'(Z(l-1))
-            previous = cache[l - 1]
-            dZ = ACTIVATIONS[arch.activations[l - 1]].backward(previous.z, previous.a, dA_prev)
+        if l > 0:                               # dZ(l-1) = dA(l-1) * sigma'(Z(l-1)); an elementwise layer's cache is Z
+            dZ = PAIRS[arch.activations[l - 1]].backward(dA_prev, cache[l - 1].z)["x"]
     grads.reverse()
     return Gradients(loss.value(output.z, output.a, Y), grads, dA_prev)
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"chainrule": ROOT / "chainrule", "chainrule.reference": ROOT / "reference", "chainrule.oracles": ROOT / "oracles",
            "chainrule.reports": ROOT / "reports", "chainrule.suite": ROOT / "tests" / "suite"}
 LAYERS = [  # (layer, module prefixes), the lowest first; a module takes the layer of its longest matching prefix
-    ("contract", ("chainrule.contract", "chainrule.status")),
+    ("contract", ("chainrule.contract", "chainrule.status", "chainrule.layers.contract")),
     ("reference", ("chainrule.reference",)),
     ("oracles", ("chainrule.oracles",)),
     ("engine", ("chainrule",)),
@@ -31,7 +31,7 @@ def _modules() -> dict[str, Path]:
     found = {}
     for package, folder in FOLDERS.items():
         for path in folder.rglob("*.py"):
-            if package == "chainrule" and path.parent != folder and path.parent.name != "sources":
+            if package == "chainrule" and path.parent != folder and path.parent.name not in ("sources", "layers"):
                 continue
             parts = path.relative_to(folder).with_suffix("").parts
             name = ".".join((package, *parts)).removesuffix(".__init__")

@@ -9,13 +9,15 @@ the source, which is then never asked again.
 from __future__ import annotations
 
 import math
+import os
+import traceback
 import warnings
 
 import numpy as np
 
 from chainrule.precision import Precision
 from chainrule.reference import Architecture
-from chainrule.sources.faults import Fault
+from chainrule.sources.faults import Fault, Unsupported
 from chainrule.sources.implementation import Implementation
 from chainrule.tolerances import ABSOLUTE_SCALE, TOLERANCES, Sensitivity
 
@@ -103,24 +105,36 @@ def _where(arch, X: np.ndarray) -> str:
     return f"{arch if isinstance(arch, Architecture) else (arch.sizes, arch.activations, arch.loss)}, N={len(X)}"
 
 
-def _call(implementation: Implementation, args: tuple) -> object:
-    """The source's raw answer; a Fault for anything it raised or a call that timed out."""
+def _call(implementation: Implementation, args: tuple, method: str = "loss_and_gradients") -> object:
+    """The source's raw answer to ``method(*args)``; a Fault for anything it raised or a call that
+    timed out. A layer source (method "vjp") may decline with NotImplementedError: Unsupported,
+    and a layer's "raised" message names where it raised (a table of layers has many functions)."""
     source = implementation.source
+    function = getattr(source, method)
     try:
         if getattr(source, "checks_answers", False):  # a worker process: it checks answers in the source's precision
-            return source.loss_and_gradients(*args, timeout=implementation.timeout, precision=implementation.precision.name)
+            return function(*args, timeout=implementation.timeout, precision=implementation.precision.name)
         if getattr(source, "enforces_timeout", False):  # a command: it kills its own process on a hang
-            return source.loss_and_gradients(*args, timeout=implementation.timeout)
+            return function(*args, timeout=implementation.timeout)
         if implementation.timeout is None:
-            return source.loss_and_gradients(*args)
-        return implementation.call_in_worker(args)
-    except Fault:
+            return function(*args)
+        return implementation.call_vjp(*args) if method == "vjp" else implementation.call_in_worker(args)
+    except (Fault, Unsupported):
         raise
     except MemoryError as error:  # fatal: chainrule.sources.serve adds the worker's limit
         detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         raise Fault("memory", f"ran out of memory; {detail}") from None
     except (Exception, SystemExit) as error:
-        raise Fault("raised", f"raised {type(error).__name__}: {error}") from None
+        if method == "vjp" and isinstance(error, NotImplementedError):
+            raise Unsupported(str(error) or "raised NotImplementedError") from None
+        where = f" ({_frame(error)})" if method == "vjp" else ""
+        raise Fault("raised", f"raised {type(error).__name__}: {error}{where}") from None
+
+
+def _frame(error: BaseException) -> str:
+    """Where it was raised: the traceback's last frame, ``at conv.py:12 in vjp``."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return f"at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno} in {frames[-1].name}" if frames else "no traceback"
 
 
 def _not_retired(implementation: Implementation) -> None:

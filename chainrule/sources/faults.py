@@ -1,17 +1,20 @@
-"""Every way a gradient source can break the contract, as one exception with a kind."""
+"""Every way a gradient source can break the contract, as one exception with a kind; and the one
+way a layer source may decline a question without breaking it (Unsupported)."""
 
 from __future__ import annotations
 
-__all__ = ["FAULT_KINDS", "FATAL", "Fault", "LoadError"]
+__all__ = ["FAULT_KINDS", "FATAL", "Fault", "LoadError", "Unsupported"]
 
 # Every Fault.kind, with what it means. The fatal ones retire the implementation.
 FAULT_KINDS = {
     "raised": "raised an exception (a command: answered {\"error\": ...})",
-    "type": "answered with the wrong types: not a float loss and float64 arrays",
+    "type": "answered with the wrong types: not a float loss (a layer: y) and float64 arrays",
     "layers": "answered with gradients for the wrong number of layers",
-    "shape": "answered a gradient with the wrong shape",
-    "non-finite": "answered a NaN or infinite loss or gradient",
-    "modified-arguments": "changed the params, X or Y it was given",
+    "names": "a layer's grads without one of its differentiable inputs, or with a name that is not one",
+    "shape": "answered a gradient (or a layer's y) with the wrong shape",
+    "non-finite": "answered a NaN or infinite loss, y or gradient",
+    "modified-arguments": "changed the params, X or Y it was given (a layer: its inputs, dy or config)",
+    "aliased": "returned a layer's y or gradient sharing memory with another one, an input or dy",
     "stateful": "answered the same question twice, differently (state kept between calls)",
     "timeout": "did not answer within the time limit (fatal: never asked again)",
     "exited": "the command or worker process exited, with any status, or closed its stdout (fatal)",
@@ -51,3 +54,12 @@ class Fault(Exception):
         """True when the source cannot be asked again (it hung, exited, crashed, ran out of memory
         or broke the protocol)."""
         return self.kind in FATAL
+
+
+class Unsupported(Exception):
+    """A layer source declined one question: it raised NotImplementedError (a command answered
+    ``{"unsupported": "why"}``). Not a fault: the case counts as not exercised, with ``reason``."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason

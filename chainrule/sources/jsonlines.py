@@ -7,7 +7,17 @@ The command is started once and asked one question per line (docs/contract.md, "
     -> {"sizes": [...], "activations": [...], "loss": "...", "params": [{"W": [[...]], "b": [...]}, ...], "X": [[...]], "Y": [[...]]}
     <- {"loss": number, "grads": [{"W": [[...]], "b": [...]}, ...]}  or  {"error": "message"}
 
-until its stdin closes. Numbers go out in Python's shortest round-trip form and come back as
+until its stdin closes. A layer source (docs/layers.md) lists ``"layers": [...]`` (and perhaps
+``"layer_configs": {...}``) in its describe reply, and is asked
+
+    -> {"layer": "conv2d", "config": {...}, "inputs": {"x": [[...]], ...}, "dy": [...]}
+    <- {"y": [...], "grads": {"x": [...], ...}}  or  {"error": "message"}  or  {"unsupported": "why"}
+
+with index arrays as JSON integers, masks as true/false and 0-d arrays as plain numbers. A
+describe reply that lists layers answers networks only if it also lists activations or losses
+(or says ``"networks": true``); one without layers answers networks, as before.
+
+Numbers go out in Python's shortest round-trip form and come back as
 float64, so nothing is lost on the way. The command line is split as a shell would split it
 (``shlex``) but not run by one. Its stderr is kept (the last lines) for the messages.
 
@@ -35,10 +45,13 @@ import weakref
 
 import numpy as np
 
-from chainrule.sources.faults import Fault, LoadError
+from chainrule.sources.faults import Fault, LoadError, Unsupported
 from chainrule.sources.implementation import DEFAULT_TIMEOUT, Implementation, with_timeout, wrap
 
-__all__ = ["STARTUP_TIMEOUT", "Command", "command", "decode_response", "encode_request", "signal_meaning"]
+__all__ = [
+    "STARTUP_TIMEOUT", "Command", "command", "decode_layer_response", "decode_response", "encode_layer_request", "encode_request",
+    "signal_meaning",
+]
 
 STARTUP_TIMEOUT = 30.0  # seconds for the first answer: an interpreter or a JIT may start slowly
 MAX_LINE = 1 << 24  # bytes; a longer line is a protocol fault
@@ -46,6 +59,8 @@ STDERR_LINES = 40  # last lines of the command's stderr kept for messages
 SHOWN = 80  # characters of an offending stdout line quoted in a message
 _OWN = object()  # "the command's own time limit"
 _STDOUT_RULE = "stdout must carry one JSON response per line and nothing else (write logs to stderr)"
+_NULL = "null (JSON has no NaN or Infinity: JSON.stringify writes them as null)"
+_NETWORKS, _LAYERS = frozenset({"loss_and_gradients"}), frozenset({"vjp"})  # what a command answers (Command.answers)
 
 
 # What the signals a process most often dies of mean, for the messages.
@@ -93,12 +108,37 @@ def _contains_null(value) -> bool:
     return isinstance(value, list) and any(_contains_null(v) for v in value)
 
 
+def encode_layer_request(layer: str, config: dict, inputs: dict[str, np.ndarray], dy: np.ndarray) -> str:
+    """One layer request line (with its newline): floats in their shortest round-trip form, index
+    arrays as integers, masks as true/false, 0-d arrays as plain numbers."""
+    request = {"layer": layer, "config": config, "inputs": {name: np.asarray(array).tolist() for name, array in inputs.items()},
+               "dy": np.asarray(dy, dtype=np.float64).tolist()}
+    return json.dumps(request, allow_nan=False, separators=(",", ":")) + "\n"
+
+
+def decode_layer_response(response: dict) -> tuple[object, dict[str, object]]:
+    """(y, grads) as JSON gave them (chainrule.sources.ask_layer checks the numbers, names and
+    shapes); a Fault for an error or a null, Unsupported for ``{"unsupported": "why"}``."""
+    if "error" in response:
+        raise Fault("raised", f"answered with an error: {response['error']}")
+    if "unsupported" in response:
+        raise Unsupported(str(response["unsupported"]))
+    y, grads = response["y"], response["grads"]
+    if not isinstance(grads, dict):
+        raise Fault("type", f'"grads" is {type(grads).__name__}, expected an object of arrays by input name')
+    arrays = {"y": y} | {f"grads[{n!r}]": g for n, g in grads.items()}
+    for name, value in arrays.items():
+        if _contains_null(value):
+            raise Fault("non-finite", f"{name} contains {_NULL}")
+    return y, grads
+
+
 def decode_response(response: dict) -> tuple[object, list[tuple[object, object]]]:
     """(loss, [(dW, db)]) as JSON gave them (plugins.answer checks the numbers and shapes), or a Fault."""
     if "error" in response:
         raise Fault("raised", f"answered with an error: {response['error']}")
     loss, grads = response["loss"], response["grads"]
-    null = "null (JSON has no NaN or Infinity: JSON.stringify writes them as null)"
+    null = _NULL
     if loss is None:
         raise Fault("non-finite", f"loss is {null}")
     if not isinstance(grads, list):
@@ -180,6 +220,9 @@ class Command:
         self.name: str | None = None
         self.activations: tuple[str, ...] | None = None
         self.losses: tuple[str, ...] | None = None
+        self.layers: tuple[str, ...] | None = None
+        self.layer_configs: dict | None = None
+        self.answers = _NETWORKS  # what the describe reply promised (chainrule.sources.implementation.declarations)
         self.requests = 0  # questions asked so far (the describe request not counted)
         self._dead: Fault | None = None
         if argv is None:
@@ -297,11 +340,14 @@ class Command:
                 problem = f"wrote {shown} on stdout, which is not JSON ({error})"
             raise self._retire(Fault("protocol", self._with_stderr(f"{problem} while answering {what}; {_STDOUT_RULE}"))) from None
 
-    def _exchange(self, request: str, timeout: float | None, what: str) -> dict:
-        """A response: a dict with "error", or with "loss" and "grads" (anything else is fatal)."""
+    def _exchange(self, request: str, timeout: float | None, what: str, layer: bool = False) -> dict:
+        """A response: a dict with "error", or with "loss" and "grads" (a layer's: "y" and "grads",
+        or "unsupported"); anything else is fatal."""
         response = self._read(request, timeout, what)
-        if not isinstance(response, dict) or not ("error" in response or {"loss", "grads"} <= response.keys()):
-            expected = 'expected {"loss": ..., "grads": [...]} or {"error": "..."}'
+        answered = ({"y", "grads"}, {"unsupported"}) if layer else ({"loss", "grads"},)
+        if not isinstance(response, dict) or not ("error" in response or any(fields <= response.keys() for fields in answered)):
+            expected = ('expected {"y": ..., "grads": {...}}, {"unsupported": "..."} or {"error": "..."}' if layer
+                        else 'expected {"loss": ..., "grads": [...]} or {"error": "..."}')
             raise self._retire(Fault("protocol", f"wrote {_shown(json.dumps(response))} while answering {what}: {expected}; {_STDOUT_RULE}"))
         return response
 
@@ -324,12 +370,20 @@ class Command:
         name, activations, losses = reply.get("name"), reply.get("activations"), reply.get("losses")
         if name is not None and not isinstance(name, str):
             raise LoadError(f'{self.spec}: "name" in the describe reply is {name!r}, expected a string')
-        for kind, names in (("activations", activations), ("losses", losses)):
+        layers, configs, networks = reply.get("layers"), reply.get("layer_configs"), reply.get("networks")
+        for kind, names in (("activations", activations), ("losses", losses), ("layers", layers)):
             if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
                 raise LoadError(f'{self.spec}: "{kind}" in the describe reply is {names!r}, expected a list of names')
+        if networks is not None and not isinstance(networks, bool):
+            raise LoadError(f'{self.spec}: "networks" in the describe reply is {networks!r}, expected true or false')
         self.name = name
         self.activations = tuple(activations) if activations is not None else None
         self.losses = tuple(losses) if losses is not None else None
+        self.layers = tuple(layers) if layers is not None else None
+        self.layer_configs = configs  # checked as any declaration is, when wrapped
+        if networks is None:  # listing layers, it answers networks only if it says what of them it supports
+            networks = layers is None or activations is not None or losses is not None
+        self.answers = (_NETWORKS if networks else frozenset()) | (_LAYERS if layers is not None else frozenset())
         for declared in ("kink_derivatives", "precision", "version"):  # checked as any declaration is, when wrapped (a version only shown)
             if reply.get(declared) is not None:
                 setattr(self, declared, reply[declared])
@@ -339,6 +393,13 @@ class Command:
         timeout = self.timeout if timeout is _OWN else timeout
         self.requests += 1
         return decode_response(self._exchange(encode_request(arch, params, X, Y), timeout, f"request {self.requests}"))
+
+    def vjp(self, layer, config, inputs, dy, timeout=_OWN):
+        """The layer contract's question, over the pipe; Unsupported when it declines."""
+        timeout = self.timeout if timeout is _OWN else timeout
+        self.requests += 1
+        request = encode_layer_request(layer, config, inputs, dy)
+        return decode_layer_response(self._exchange(request, timeout, f"request {self.requests}", layer=True))
 
 
 def command(spec: str, timeout: float | None = DEFAULT_TIMEOUT, startup_timeout: float | None = STARTUP_TIMEOUT) -> Implementation:

@@ -1,6 +1,7 @@
-"""Loading a gradient source: ``package.module:attribute`` (an instance, or a class constructible
-with no arguments), an installed entry point in the group ``chainrule.implementations``, or a
-command speaking JSON lines (chainrule.sources.jsonlines). ``open_source`` is the one way in for
+"""Loading a gradient source, of networks, layers or both (chainrule.sources.implementation):
+``package.module:attribute`` (an instance, or a class constructible with no arguments), an
+installed entry point in the group ``chainrule.implementations``, or a command speaking JSON
+lines (chainrule.sources.jsonlines). ``open_source`` is the one way in for
 the command line, the pytest plugin and the report.
 
 Python implementations are loaded and run in a worker process (chainrule.sources.worker) unless

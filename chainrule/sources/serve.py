@@ -3,10 +3,11 @@
 JSON lines on its stdin and stdout.
 
 It loads the implementation (KIND "impl" MODULE:ATTR, "entry" an entry point's name, "pickle"
-a file holding a pickled object), then answers ``{"describe": true}`` and every request by
-calling it here and checking the answer against the contract where the original objects are
-(chainrule.sources.ask: types, float32 against float64, shapes, finiteness, arguments modified
-in place). The stateful check (the same question twice) stays with the caller.
+a file holding a pickled object), then answers ``{"describe": true}`` and every request (a
+network's, or a layer's: ``"layer"``) by calling it here and checking the answer against the
+contract where the original objects are (chainrule.sources.ask and ask_layer: types, float32
+against float64, shapes, finiteness, arguments modified in place, arrays aliased). The stateful
+check (the same question twice) stays with the caller.
 
 The protocol keeps its own copies of stdin and stdout: the implementation's stdin is /dev/null,
 and whatever it prints, from Python or from C, goes to stderr. Its memory is limited with
@@ -30,6 +31,7 @@ import warnings
 __all__ = ["main"]
 
 FAULT = '{"fault": '  # how a reply that is a fault begins
+UNSUPPORTED = '{"unsupported": '  # how a reply to a layer question the source declines begins
 
 
 def _claim_stdio():
@@ -59,8 +61,10 @@ def _limit_memory(limit: int | None) -> None:
 
 def _load(kind: str, spec: str):
     """The Implementation, run here without a time limit (the caller enforces it)."""
+    import dataclasses
+
     from chainrule.sources.faults import LoadError
-    from chainrule.sources.implementation import Implementation, declarations
+    from chainrule.sources.implementation import declarations
     from chainrule.sources.load import load_object
 
     if kind == "pickle":
@@ -72,8 +76,7 @@ def _load(kind: str, spec: str):
         label = None
     else:
         source, label = load_object(kind, spec)
-    name, activations, losses = declarations(source, label)
-    return Implementation(name, source, activations, losses, timeout=None)
+    return dataclasses.replace(declarations(source, label), timeout=None)
 
 
 def _declared(source) -> dict:
@@ -103,18 +106,17 @@ def _reply(replies, line: str) -> None:
     replies.flush()
 
 
-def _answer(implementation, question: tuple, limit: int | None) -> str:
-    """The reply line to one call with ``question`` (arch, params, X, Y): the checked answer, or the fault."""
-    from chainrule.sources.ask import _ask
-    from chainrule.sources.faults import Fault
-    from chainrule.sources.worker import encode_answer
+def _answer(call, limit: int | None) -> str:
+    """The reply line to one call, ``call()`` (the checked answer, encoded), or the fault, or
+    that the source declines the question."""
+    from chainrule.sources.faults import Fault, Unsupported
 
     try:
-        arch, params, X, Y = question
         with warnings.catch_warnings():  # warnings are never faults (as in chainrule.sources.ask.answer)
             warnings.simplefilter("ignore")
-            loss, grads = _ask(implementation, arch, params, X, Y)
-        return encode_answer(loss, grads)
+            return call()
+    except Unsupported as unsupported:
+        return UNSUPPORTED + json.dumps(unsupported.reason) + "}\n"
     except MemoryError as error:  # outside the call itself: decoding or encoding
         fault = Fault("memory", f"ran out of memory; {type(error).__name__}: {error}")
     except Fault as caught:
@@ -122,6 +124,21 @@ def _answer(implementation, question: tuple, limit: int | None) -> str:
     if fault.kind == "memory":
         fault = Fault("memory", _memory_message(fault, limit))
     return FAULT + json.dumps({"kind": fault.kind, "message": fault.message}) + "}\n"
+
+
+def _calls(implementation, request: dict) -> tuple:
+    """The first and the second call (the stateful check) for ``request``, each to be answered by _answer:
+    a layer's second call declining a question its first answered is state (ask_layer._again)."""
+    from functools import partial
+
+    from chainrule.sources import ask, ask_layer
+    from chainrule.sources.worker import decode_layer_request, decode_request, encode_answer, encode_layer_answer
+
+    if "layer" in request:
+        asked = partial(ask_layer._ask, implementation, *decode_layer_request(request))
+        return (lambda: encode_layer_answer(*asked())), (lambda: encode_layer_answer(*ask_layer._again(asked)))
+    asked = partial(ask._ask, implementation, *decode_request(request))
+    return ((lambda: encode_answer(*asked())),) * 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +159,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from chainrule.sources.faults import LoadError
     from chainrule.sources.implementation import with_precision
-    from chainrule.sources.worker import decode_request
 
     try:
         implementation = _load(args.kind, args.spec)
@@ -152,9 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         source = implementation.source
         describe = {
             "name": implementation.name, "activations": list(implementation.activations), "losses": list(implementation.losses),
-            "module": type(source).__module__,
+            "module": type(source).__module__, "networks": implementation.networks,
         }
         describe |= _declared(source)
+        if implementation.layers:
+            describe |= {"layers": list(implementation.layers), "layer_configs": implementation.layer_configs}
     for line in requests:
         request = json.loads(line)
         if request.get("describe"):
@@ -162,12 +180,12 @@ def main(argv: list[str] | None = None) -> int:
             if "load_error" in describe:
                 return 0
             continue
-        question = decode_request(request)
-        judged = with_precision(implementation, request.get("precision"))  # its answers may come back in that precision
-        reply = _answer(judged, question, args.memory_limit)
+        judged = with_precision(implementation, request.get("precision", "float64"))  # its answers may come back in that precision
+        first, second = _calls(judged, request)
+        reply = _answer(first, args.memory_limit)
         _reply(replies, reply)
-        if request.get("twice") and not reply.startswith(FAULT):  # the second call, only after a first that did not fault
-            _reply(replies, _answer(judged, question, args.memory_limit))
+        if request.get("twice") and not reply.startswith((FAULT, UNSUPPORTED)):  # the second call, only after a first that answered
+            _reply(replies, _answer(second, args.memory_limit))
     return 0
 
 

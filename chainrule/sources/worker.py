@@ -8,12 +8,17 @@ over JSON lines like any command (chainrule.sources.jsonlines.Command), with thr
 additions to the contract's protocol:
 
 - arrays travel as one base64 string of their float64 bytes (``"arrays"``, ``"grads"``): exact,
-  and cheap for millions of parameters;
+  and cheap for millions of parameters; a layer's arrays (``"inputs"``, ``"dy"``, ``"y"``,
+  ``"grads"``) each as ``{"dtype": ..., "shape": [...], "data": base64}``, float64, int64 or bool;
+- a layer request is the JSON-lines one (``"layer"``, ``"config"``, ``"inputs"``, ``"dy"``),
+  and the worker answers it, or ``{"unsupported": "why"}``;
 - a contract fault found in the worker, which holds the implementation's original answer
   (float32 arrays, modified arguments), comes back as ``{"fault": {"kind": ..., "message": ...}}``
   and is raised here as the same Fault;
 - the describe reply carries ``"load_error"`` when the implementation cannot be loaded (exit
-  code 2, with the message an in-process load gives), else its ``"module"``.
+  code 2, with the message an in-process load gives), else its ``"module"``, and always
+  ``"networks"`` (whether it has loss_and_gradients) and, for one with vjp, ``"layers"`` and
+  ``"layer_configs"`` as it declares them.
 
 Every way a worker can end is a fatal Fault, after which it is never asked again nor restarted:
 ``exited`` (any status), ``crashed`` (a signal: a segfault, an abort, SIGKILL, perhaps from the
@@ -38,13 +43,13 @@ import time
 import numpy as np
 
 from chainrule.reference import Architecture
-from chainrule.sources.faults import FAULT_KINDS, Fault, LoadError
+from chainrule.sources.faults import FAULT_KINDS, Fault, LoadError, Unsupported
 from chainrule.sources.implementation import DEFAULT_TIMEOUT, Implementation, with_timeout, wrap
 from chainrule.sources.jsonlines import _OWN, STARTUP_TIMEOUT, Command
 
 __all__ = [
-    "WORKER", "Worker", "decode_answer", "decode_request", "default_memory_limit", "encode_answer", "encode_request", "worker",
-    "worker_stderr_summary",
+    "WORKER", "Worker", "decode_answer", "decode_layer_answer", "decode_layer_request", "decode_request", "default_memory_limit",
+    "encode_answer", "encode_layer_answer", "encode_layer_request", "encode_request", "worker", "worker_stderr_summary",
 ]
 
 WORKER = "a worker process"  # Implementation.isolation of one that runs in a worker
@@ -52,6 +57,8 @@ DECLARED = ("precision", "kink_derivatives", "version")  # attributes of the imp
 DUMP_WAIT = 1.0  # seconds to wait for a hung worker's stack (faulthandler, on SIGUSR1) before killing it
 _HEADER = re.compile(r"\(most recent call first\):$")
 _FRAME = re.compile(r'^File ".*", line \d+ in \S+')
+_ASKED = (" in loss_and_gradients", " in vjp")  # a dumped frame of the contract's own call
+_DTYPES = ("float64", "int64", "bool")  # what a layer's arrays hold
 
 
 def default_memory_limit() -> int | None:
@@ -120,9 +127,51 @@ def decode_answer(reply: dict, arch) -> tuple[float, list[tuple[np.ndarray, np.n
     return loss, [(arrays[i], arrays[i + 1]) for i in range(0, len(arrays), 2)]
 
 
+def _encode_array(array) -> dict:
+    array = np.asarray(array)
+    dtype = array.dtype.name if array.dtype.name in _DTYPES else "float64"
+    data = base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
+    return {"dtype": dtype, "shape": list(array.shape), "data": data}
+
+
+def _decode_array(encoded: dict) -> np.ndarray:
+    """The array (read-only: the caller copies); ValueError if it does not fit its shape."""
+    if encoded["dtype"] not in _DTYPES:
+        raise ValueError(f"dtype {encoded['dtype']!r}")
+    flat = np.frombuffer(base64.b64decode(encoded["data"], validate=True), dtype=encoded["dtype"])
+    return flat.reshape(tuple(encoded["shape"]))
+
+
+def encode_layer_request(layer: str, config: dict, inputs: dict, dy, twice: bool = False, precision: str = "float64") -> str:
+    """One layer request line for the worker (``twice`` and ``precision`` as in encode_request)."""
+    request = {"layer": layer, "config": config, "inputs": {name: _encode_array(a) for name, a in inputs.items()}, "dy": _encode_array(dy)}
+    if twice:
+        request["twice"] = True
+    if precision != "float64":
+        request["precision"] = precision
+    return json.dumps(request, separators=(",", ":")) + "\n"
+
+
+def decode_layer_request(request: dict) -> tuple[str, dict, dict[str, np.ndarray], np.ndarray]:
+    """(layer, config, inputs, dy) as the engine sent them (read-only arrays: the caller copies)."""
+    inputs = {name: _decode_array(encoded) for name, encoded in request["inputs"].items()}
+    return request["layer"], request["config"], inputs, _decode_array(request["dy"])
+
+
+def encode_layer_answer(y: np.ndarray, grads: dict[str, np.ndarray]) -> str:
+    """The worker's reply to a layer request it answered (already checked against the contract)."""
+    return json.dumps({"y": _encode_array(y), "grads": {name: _encode_array(g) for name, g in grads.items()}}, separators=(",", ":")) + "\n"
+
+
+def decode_layer_answer(reply: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    if "unsupported" in reply:
+        raise Unsupported(str(reply["unsupported"]))
+    return _decode_array(reply["y"]).copy(), {name: _decode_array(encoded).copy() for name, encoded in reply["grads"].items()}
+
+
 def _frames(lines: list[str]) -> str:
     """Where a faulthandler dump says the call was: its innermost frame and, if that is not
-    loss_and_gradients itself, the loss_and_gradients frame it was called from; else ''."""
+    loss_and_gradients (or vjp) itself, the frame of that call it was called from; else ''."""
     blocks: list[list[str]] = []
     for line in lines:
         if _HEADER.search(line):
@@ -132,8 +181,8 @@ def _frames(lines: list[str]) -> str:
     blocks = [block for block in blocks if block]
     if not blocks:
         return ""
-    block = next((b for b in blocks if any(f.endswith(" in loss_and_gradients") for f in b)), blocks[0])
-    caller = next((f for f in block if f.endswith(" in loss_and_gradients")), block[0])
+    block = next((b for b in blocks if any(f.endswith(_ASKED) for f in b)), blocks[0])
+    caller = next((f for f in block if f.endswith(_ASKED)), block[0])
     return block[0] if caller == block[0] else f"{block[0]}, called from {caller}"
 
 
@@ -223,7 +272,7 @@ class Worker(Command):
         deadline = time.monotonic() + DUMP_WAIT
         while time.monotonic() < deadline:
             lines = [line.decode("utf-8", "replace").strip() for line in list(self._stderr)]
-            if any(line.endswith(" in loss_and_gradients") for line in lines):
+            if any(line.endswith(_ASKED) for line in lines):
                 time.sleep(0.05)  # the rest of the dump
                 break
             time.sleep(0.01)
@@ -247,8 +296,20 @@ class Worker(Command):
         first = self._answer(encode_request(arch, params, X, Y, twice=True, precision=precision), arch, timeout)
         return first, self._answer(None, arch, timeout)
 
+    def vjp(self, layer, config, inputs, dy, timeout=_OWN, precision="float64"):
+        """The layer contract's question, asked in the worker; Unsupported when the source declines."""
+        timeout = self.timeout if timeout is _OWN else timeout
+        return self._answer(encode_layer_request(layer, config, inputs, dy, precision=precision), None, timeout)
+
+    def vjp_twice(self, layer, config, inputs, dy, timeout=_OWN, precision="float64"):
+        """The layer question asked twice in one request, as loss_and_gradients_twice."""
+        timeout = self.timeout if timeout is _OWN else timeout
+        first = self._answer(encode_layer_request(layer, config, inputs, dy, twice=True, precision=precision), None, timeout)
+        return first, self._answer(None, None, timeout)
+
     def _answer(self, request: str | None, arch, timeout: float | None):
-        """The answer to ``request`` (None: the next line), a Fault as the worker found it, or a fatal one."""
+        """The answer to ``request`` (None: the next line) about ``arch`` (None: a layer), a Fault as
+        the worker found it, or a fatal one; Unsupported as the worker found it."""
         self.requests += 1
         what = f"call {self.requests}"
         reply = self._read(request, timeout, what)
@@ -258,8 +319,8 @@ class Worker(Command):
                 fault = Fault(kind, message)
                 raise self._retire(fault) if fault.fatal else fault
         try:
-            return decode_answer(reply, arch)
-        except (KeyError, TypeError, ValueError) as error:
+            return decode_answer(reply, arch) if arch is not None else decode_layer_answer(reply)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise self._retire(Fault("protocol", f"its worker process answered {what} with something unreadable ({type(error).__name__}: {error})")) from None
 
 

@@ -1,0 +1,164 @@
+"""What a reduced layer failure needs and what its wrong gradient looks like.
+
+From the reduced spec (chainrule.layers.reduce), variations are judged again:
+- each dim > 1 set to 1 ("only when N > 1") and one less ("fails at D = 9, passes at D = 8");
+- a norm's or an elementwise layer's input one rank lower ("only at rank 3 and above");
+- the values drawn plainly instead of as integers ("only with repeated indices", "only at
+  exact zeros of x");
+- dropout at p = 0 ("only when p > 0"); an explicit config key is one its default passes.
+The wrong gradient against the reference: all zeros, a constant factor (named when it is
+1 - p, 1/(1 - p), N, a power of 2 ...), or only the diagonal of the layer's Jacobian (each output's
+dependence on its own input: the cross terms are missing).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from chainrule.layers.case import LayerCase
+from chainrule.layers.contract import ELEMENTWISE
+from chainrule.layers.judge import LayerVerdict
+from chainrule.layers.reduce import same_failure, verdict_of
+from chainrule.layers.strategies import Spec
+from chainrule.oracles.layers import Judge
+from chainrule.reference.layers import vjp as reference_vjp
+from chainrule.sources.implementation import Implementation
+
+__all__ = ["LayerDiagnosis", "diagnose", "dim_labels"]
+
+_RANKED = ELEMENTWISE + ("softmax", "log_softmax", "dropout", "mse_loss", "batch_norm")
+
+
+def dim_labels(spec: Spec) -> tuple[str, ...]:
+    """A name for each of the spec's dims, as messages use them."""
+    layer, n = spec.layer, len(spec.dims)
+    spatial = tuple(f"spatial dim {i + 1}" for i in range(n))
+    named = {
+        "linear": ("N", "in_features", "out_features"),
+        "layer_norm": tuple(f"x dim {i}" for i in range(n - 1)) + ("normalized dims",),
+        "batch_norm": ("N", "C") + spatial,
+        "group_norm": ("N", "num_groups", "channels a group") + spatial,
+        "embedding": ("V", "D") + tuple(f"indices dim {i}" for i in range(n - 2)),
+        "cross_entropy": ("N", "C"),
+    }
+    return named.get(layer, tuple(f"x dim {i}" for i in range(n)))[:n]
+
+
+@dataclass(frozen=True)
+class LayerDiagnosis:
+    wrong: tuple[str, ...]  # "y" or input names, the wrong arrays
+    shapes: tuple[str, ...]  # what each wrong gradient looks like
+    needs: tuple[str, ...]  # what the failure needs
+
+    def __str__(self) -> str:
+        lines = [f"wrong: {', '.join(self.wrong) or 'nothing: a fault'}"]
+        lines += [f"  {line}" for line in self.shapes]
+        lines += [f"needs: {need}" for need in self.needs] or ["needs: nothing more than the smallest case above"]
+        return "\n".join(lines)
+
+
+def _fails(implementation, spec: Spec, verdict: LayerVerdict, judges) -> bool | None:
+    again = verdict_of(implementation, spec, judges)
+    return None if again is None else same_failure(again, verdict)
+
+
+def _needs(implementation: Implementation, spec: Spec, verdict: LayerVerdict, judges: list[Judge]) -> list[str]:
+    needs = []
+    labels = dim_labels(spec)
+    for i, (label, d) in enumerate(zip(labels, spec.dims)):
+        if d <= 1 or (spec.layer == "layer_norm" and i == len(spec.dims) - 1):
+            continue
+        if _fails(implementation, replace(spec, dims=spec.dims[:i] + (1,) + spec.dims[i + 1:]), verdict, judges) is False:
+            needs.append(f"{label} > 1")
+        if d > 2 and _fails(implementation, replace(spec, dims=spec.dims[:i] + (d - 1,) + spec.dims[i + 1:]), verdict, judges) is False:
+            needs.append(f"{label} = {d}: it passes at {label} = {d - 1} (a size threshold)")
+    if spec.layer in _RANKED + ("layer_norm",) and len(spec.dims) > (3 if spec.layer == "layer_norm" else 2 if spec.layer == "batch_norm" else 1):
+        lower = spec.dims[:-2] + spec.dims[-1:] if spec.layer == "layer_norm" else spec.dims[:-1]
+        if _fails(implementation, replace(spec, dims=lower), verdict, judges) is False:
+            rank = len(spec.dims) - (1 if spec.layer == "layer_norm" else 0)
+            needs.append(f"rank {rank}: it passes at rank {rank - 1}")
+    if spec.style != "normal":
+        what = {"embedding": "repeated indices"}.get(spec.layer, "exact zeros or ties in the inputs (integer values)")
+        needs.append(f"{what}: it passes with values drawn plainly")
+    config = dict(spec.config)
+    if spec.layer == "dropout" and config.get("p", 0.0) > 0 and _fails(implementation, spec.with_config(p=0.0), verdict, judges) is False:
+        needs.append(f"p > 0 (p = {config['p']:g} here): it passes at p = 0")
+    for key, value in spec.config:
+        if key != "p":
+            needs.append(f"{key} = {value!r}: it passes with the default")
+    return needs
+
+
+def _named_factors(case: LayerCase) -> dict[str, float]:
+    """The constant factors a forgotten or doubled term often is, by name (the case's own first)."""
+    named = {}
+    if "p" in case.config:
+        named |= {"1 - p": 1 - case.config["p"], "1/(1 - p)": 1 / (1 - case.config["p"])}
+    if case.layer in ("cross_entropy", "mse_loss"):
+        N, size = len(case.inputs["input"]), case.inputs["input"].size
+        named |= {f"N = {N}": float(N), f"1/N = 1/{N}": 1 / N, f"the size {size}": float(size), f"1/size = 1/{size}": 1 / size}
+    return named | {"2": 2.0, "1/2": 0.5, "-1": -1.0}
+
+
+def _weight_along_x(case: LayerCase) -> np.ndarray | None:
+    """A norm's weight broadcast to x's shape (per channel, or over the normalized dims)."""
+    if case.layer not in ("batch_norm", "group_norm", "layer_norm"):
+        return None
+    x, weight = case.inputs["x"], case.inputs["weight"]
+    if case.layer == "layer_norm":
+        return np.broadcast_to(weight, x.shape)
+    return np.broadcast_to(weight.reshape((1, -1) + (1,) * (x.ndim - 2)), x.shape)
+
+
+def _jacobian_diagonal(case: LayerCase) -> np.ndarray | None:
+    """d y_i / d x_i for each entry, from the reference (one VJP an entry; small cases only)."""
+    x = case.inputs.get("x")
+    if x is None or x.shape != case.dy.shape or x.size > 256 or case.layer in ELEMENTWISE:
+        return None
+    diagonal = np.empty(x.size)
+    for i in range(x.size):
+        one_hot = np.zeros(x.size)
+        one_hot[i] = 1.0
+        diagonal[i] = reference_vjp(case.layer, case.config, case.inputs, one_hot.reshape(x.shape))[1]["x"].reshape(-1)[i]
+    return diagonal.reshape(x.shape)
+
+
+def _shape(case: LayerCase, name: str, got: np.ndarray, expected: np.ndarray) -> str:
+    label = "y" if name == "y" else f"grads[{name!r}]"
+    scale = max(float(np.abs(expected).max(initial=0.0)), 1e-300)
+    close = lambda a, b: float(np.abs(a - b).max(initial=0.0)) <= 1e-9 * max(scale, float(np.abs(b).max(initial=0.0)))  # noqa: E731
+    if not np.any(got) and np.any(expected):
+        return f"{label} is all zeros"
+    if np.any(expected):
+        factor = float(got.ravel() @ expected.ravel() / (expected.ravel() @ expected.ravel()))
+        if math.isfinite(factor) and close(got, factor * expected):
+            named = [text for text, value in _named_factors(case).items() if abs(factor - value) <= 1e-9 * abs(value)]
+            return f"{label} is off by a constant factor {factor:.6g}" + (f" ({named[0]})" if named else "")
+    weight = _weight_along_x(case) if name == "x" else None
+    if weight is not None and np.all(weight != 0):
+        if close(got, expected / weight):
+            return f"{label} lacks the factor weight (gamma): it is right only where gamma = 1"
+        if close(got, expected * weight):
+            return f"{label} has the factor weight (gamma) twice"
+    if name == "x":
+        diagonal = _jacobian_diagonal(case)
+        if diagonal is not None and close(got, case.dy * diagonal) and not close(expected, case.dy * diagonal):
+            return f"{label} is the diagonal of the Jacobian only (dy_i * dy_i/dx_i): the cross terms dy_j/dx_i, j != i, are missing"
+    wrong = ~np.isclose(got, expected, rtol=1e-9, atol=1e-12 * scale)
+    return f"{label}: {int(wrong.sum())} of {got.size} entries wrong"
+
+
+def diagnose(implementation: Implementation, spec: Spec, verdict: LayerVerdict, judges: list[Judge]) -> LayerDiagnosis:
+    """The diagnosis of a reduced failure (a fault: what it needs only)."""
+    shapes = []
+    comparison = next((c for c in verdict.comparisons if c.wrong), None)
+    if comparison is not None:
+        y, grads = reference_vjp(verdict.case.layer, verdict.case.config, verdict.case.inputs, verdict.case.dy)
+        reference = {"y": np.asarray(y, dtype=np.float64)} | {n: np.asarray(g, dtype=np.float64) for n, g in grads.items()}
+        for array in comparison.arrays:
+            if array.bad:
+                shapes.append(_shape(verdict.case, array.name, array.got, reference[array.name]))
+    return LayerDiagnosis(verdict.wrong, tuple(shapes), tuple(_needs(implementation, spec, verdict, judges)))

@@ -1,0 +1,208 @@
+"""One layer case judged: the source's y and gradients against each judge, entry by entry.
+
+Floors come from the reference under Monte Carlo arithmetic (chainrule.layers.floors), in the
+source's precision. An entry is compared with a judge only where the judge is evidence there:
+an exact judge (torch, JAX) where it agrees with the reference within the floor, finite
+differences where their own error estimate is finite; a judge's own error never counts against
+the answer. An entry is wrong when it is off by more than
+
+    floor + ULPS * eps * |expected|   (+ SAFETY * the estimate's own error, for finite differences)
+
+Which judges: the cheap ones on every case (torch; finite differences up to FD_ENTRIES
+differentiable entries; JAX where it has compiled the question's shapes already), and every
+judge, JAX included, on a case some judge disputes: each failure is confirmed by all of them.
+
+Declared kink conventions (relu, leaky_relu at an exact 0) replace the contract's derivative
+there; an undeclared one that differs only at exact zeros is told as a convention.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from chainrule.contract import KINK_DERIVATIVES, SUBDIFFERENTIAL
+from chainrule.layers.case import LayerCase
+from chainrule.layers.floors import Floors, floors
+from chainrule.noise import SAFETY
+from chainrule.oracles.layers import Judge
+from chainrule.sources.ask_layer import Unsupported, answer_layer
+from chainrule.sources.faults import Fault
+from chainrule.sources.implementation import Implementation
+from chainrule.status import Status, strongest
+
+__all__ = ["FD_ENTRIES", "ULPS", "Entrywise", "LayerComparison", "LayerVerdict", "judge_layer"]
+
+ULPS = 4  # the answer's own last rounding, in units of its precision's eps
+FD_ENTRIES = 512  # differentiable entries up to which finite differences judge every entry; above, random directions
+
+
+@dataclass(frozen=True, eq=False)
+class Entrywise:
+    """One array of the answer (``y`` or an input's gradient) against one judge."""
+
+    name: str
+    got: np.ndarray
+    expected: np.ndarray
+    bound: np.ndarray  # absolute, per entry: what it may be off by
+    trusted: np.ndarray  # bool: entries the judge is evidence for
+
+    @functools.cached_property
+    def bad(self) -> list[tuple[int, ...]]:
+        wrong = self.trusted & ~(np.abs(self.got - self.expected) <= self.bound)
+        return [tuple(int(i) for i in index) for index in np.argwhere(wrong)]
+
+    @property
+    def label(self) -> str:
+        """``y`` or ``grads['x']``"""
+        return "y" if self.name == "y" else f"grads[{self.name!r}]"
+
+    @property
+    def error(self) -> float:
+        """The worst difference over the compared entries, relative to the array's largest expected value."""
+        scale = max(float(np.abs(self.expected).max(initial=0.0)), 1e-300)
+        return float(np.where(self.trusted, np.abs(self.got - self.expected), 0.0).max(initial=0.0)) / scale
+
+
+@dataclass(frozen=True, eq=False)
+class LayerComparison:
+    judge: str
+    arrays: tuple[Entrywise, ...]
+    note: str = ""
+
+    @property
+    def status(self) -> Status:
+        if any(a.bad for a in self.arrays):
+            return Status.DISAGREE
+        return Status.AGREE if any(a.trusted.any() for a in self.arrays) else Status.NO_EVIDENCE
+
+    @property
+    def wrong(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.arrays if a.bad)
+
+
+@dataclass(frozen=True, eq=False)
+class LayerVerdict:
+    """A layer source's answer on one case, compared with each judge (or its fault, or why it could not answer)."""
+
+    implementation: str
+    case: LayerCase
+    comparisons: tuple[LayerComparison, ...] = ()
+    fault: Fault | None = None
+    unsupported: str = ""
+    notes: tuple[str, ...] = field(default=())
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> Status:
+        if self.unsupported:
+            return Status.SKIPPED
+        if self.fault is not None:
+            return Status.ERROR
+        return strongest(c.status for c in self.comparisons)
+
+    @property
+    def failed(self) -> bool:
+        return self.status.failed
+
+    @property
+    def wrong(self) -> tuple[str, ...]:
+        """The arrays off against some judge, in the order y, then the inputs'."""
+        names = {name for c in self.comparisons for name in c.wrong}
+        return tuple(n for n in ("y", *self.case.differentiable) if n in names)
+
+    @property
+    def failure_kind(self) -> str:
+        """"disagree", the fault's kind, or "" when it did not fail."""
+        if self.fault is not None:
+            return self.fault.kind
+        return "disagree" if self.failed else ""
+
+
+def _declared(case: LayerCase, declared: dict, reference: Floors) -> dict[str, np.ndarray]:
+    """The gradients the source's declared kink convention gives: dy * value where x is exactly 0."""
+    value = declared.get(case.layer)
+    if case.layer not in KINK_DERIVATIVES or value is None:
+        return reference.grads
+    x = case.inputs["x"]
+    return {"x": np.where(x == 0, case.dy * value, reference.grads["x"])}
+
+
+def _ask_judge(judge: Judge, case: LayerCase, reference: Floors, expected_grads: dict[str, np.ndarray], precision_eps: float):
+    """The judge's (y, grads) with the entries where it is evidence, and a note on where it is not."""
+    y, grads, *rest = judge.vjp(case.layer, case.config, case.inputs, case.dy)
+    errors = rest[0] if rest else None  # finite differences give each entry's own error
+    arrays, untrusted = {}, 0
+    for name, value, plain, floor in [("y", y, reference.y, reference.y_floor)] + [
+        (n, grads[n], expected_grads[n], reference.floors[n]) for n in case.differentiable
+    ]:
+        value = np.asarray(value, dtype=np.float64)
+        error = np.asarray(errors[name], dtype=np.float64) if errors is not None and name in errors else np.zeros_like(value)
+        if name != "y" and case.layer in KINK_DERIVATIVES and plain is not reference.grads[name]:
+            value = np.where(case.inputs["x"] == 0, plain, value)  # a declared convention: every judge honours it
+        bound = floor + ULPS * precision_eps * np.abs(plain) + SAFETY * error
+        with np.errstate(invalid="ignore"):
+            trusted = np.isfinite(value) & np.isfinite(error) & (np.abs(value - plain) <= bound)
+        untrusted += int((~trusted).sum())
+        arrays[name] = (value, bound, trusted)
+    note = f"{judge.name} is no evidence at {untrusted} entries (its own error, or off the reference there)" if untrusted else ""
+    return arrays, note
+
+
+def judge_layer(implementation: Implementation, case: LayerCase, judges: list[Judge], reference: Floors | None = None) -> LayerVerdict:
+    """The implementation's answer on ``case`` (rounded to its precision first) against every judge."""
+    precision = implementation.precision
+    case = case.in_precision(precision)
+    reference = reference if reference is not None else floors(case, precision)
+    start = time.perf_counter()
+    try:
+        y, grads = answer_layer(implementation, case.layer, case.config, case.inputs, case.dy)
+    except Unsupported as unsupported:
+        return LayerVerdict(implementation.name, case, unsupported=str(unsupported) or "unsupported", seconds=time.perf_counter() - start)
+    except Fault as fault:
+        return LayerVerdict(implementation.name, case, fault=fault, seconds=time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    expected_grads = _declared(case, implementation.kink_derivatives, reference)
+    got = {"y": np.asarray(y, dtype=np.float64)} | {n: np.asarray(g, dtype=np.float64) for n, g in grads.items()}
+    entries = sum(case.inputs[n].size for n in case.differentiable)
+    sized = [j for j in judges if j.exact or entries <= FD_ENTRIES]  # finite differences: every entry, small cases
+    cheap = [j for j in sized if j.cheap(case.layer, case.config, case.inputs, case.dy)]
+    comparisons, notes = [], []
+
+    def ask(judge: Judge) -> None:
+        arrays, note = _ask_judge(judge, case, reference, expected_grads, precision.eps)
+        comparisons.append(LayerComparison(judge.name, tuple(
+            Entrywise(name, got[name], value, bound, trusted) for name, (value, bound, trusted) in arrays.items()), note))
+
+    for judge in cheap:
+        ask(judge)
+    if any(c.status is Status.DISAGREE for c in comparisons) or not any(j.exact for j in cheap):
+        for judge in sized:  # a dispute: every judge, the ones that compile per shape too
+            if judge not in cheap:
+                ask(judge)
+    if any(c.status is Status.DISAGREE for c in comparisons) and not implementation.kink_derivatives.get(case.layer):
+        notes.append(_kink_convention(case, comparisons))
+    return LayerVerdict(implementation.name, case, tuple(comparisons), notes=tuple(filter(None, notes)), seconds=seconds)
+
+
+def _kink_convention(case: LayerCase, comparisons: list[LayerComparison]) -> str:
+    """When an elementwise kinked layer differs only at exact zeros of x: the derivative it takes there."""
+    if case.layer not in KINK_DERIVATIVES:
+        return ""
+    x, dy = case.inputs["x"], case.dy
+    bad = [(a, index) for c in comparisons for a in c.arrays for index in a.bad]
+    if not bad or any(a.name != "x" or x[index] != 0 or dy[index] == 0 for a, index in bad):
+        return ""
+    values = {round(float(a.got[index] / dy[index]), 12) for a, index in bad}
+    if len(values) != 1:
+        return ""
+    (value,) = values
+    low, high = SUBDIFFERENTIAL[case.layer]
+    contract = KINK_DERIVATIVES[case.layer]
+    if low <= value <= high:
+        return (f"kink convention: {case.layer}'(0) = {value:g} here, the contract's is {contract:g}; everything else agrees. "
+                f"Declare kink_derivatives = {{{case.layer!r}: {value:g}}} if this is intended")
+    return f"{case.layer}'(0) = {value:.10g} here, outside [{low:g}, {high:g}] (the one-sided slopes at 0): wrong, not a convention"

@@ -1,0 +1,123 @@
+"""The layer search: Hypothesis draws cases of each layer a source declares, judges each, and
+shrinks the first failure to the smallest dims and simplest config that still fail the same way
+(then chainrule.layers.reduce goes on where Hypothesis stops, and chainrule.layers.diagnosis
+says what the failure needs).
+
+Failing "the same way": the same fault kind, or a disagreement on the same first wrong array.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, Phase, Verbosity, assume, given, settings
+from hypothesis import seed as hypothesis_seed
+
+from chainrule.layers.contract import LAYER_NAMES
+from chainrule.layers.diagnosis import LayerDiagnosis, diagnose
+from chainrule.layers.judge import LayerVerdict, judge_layer
+from chainrule.layers.reduce import reduce_spec, same_failure
+from chainrule.layers.strategies import MAX_ENTRIES, Spec, build, specs
+from chainrule.oracles.layers import Judge, available
+from chainrule.sources.implementation import Implementation
+from chainrule.status import Status
+
+__all__ = ["LayerResult", "LayerSummary", "check_layer", "check_layers"]
+
+
+@dataclass(frozen=True, eq=False)
+class LayerResult:
+    """What the search saw on one layer: how many cases agreed, were no evidence or could not be
+    answered (with the source's reasons), and the reduced failure with its diagnosis, if any."""
+
+    layer: str
+    agreed: int = 0
+    no_evidence: int = 0
+    unsupported: tuple[str, ...] = ()
+    failure: LayerVerdict | None = None
+    spec: Spec | None = None
+    diagnosis: LayerDiagnosis | None = None
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> Status:
+        if self.failure is not None:
+            return self.failure.status
+        if self.agreed:
+            return Status.AGREE
+        return Status.NO_EVIDENCE if self.no_evidence else Status.SKIPPED
+
+
+@dataclass(frozen=True, eq=False)
+class LayerSummary:
+    implementation: str
+    results: tuple[LayerResult, ...]
+    judges: tuple[str, ...]
+
+    @property
+    def failed(self) -> bool:
+        return any(r.failure is not None for r in self.results)
+
+    @property
+    def judged(self) -> bool:
+        """Whether any case was judged at all (a check in which nothing could be judged fails)."""
+        return any(r.agreed or r.failure is not None for r in self.results)
+
+
+class _Failed(Exception):
+    def __init__(self, verdict: LayerVerdict, spec: Spec):
+        super().__init__(verdict.failure_kind)
+        self.verdict, self.spec = verdict, spec
+
+
+def check_layer(implementation: Implementation, layer: str, judges: list[Judge], examples: int = 100, seed: int = 0,
+                max_entries: int = MAX_ENTRIES) -> LayerResult:
+    """``examples`` cases of ``layer`` judged; the first failure reduced and diagnosed."""
+    start = time.perf_counter()
+    counts = {"agreed": 0, "no_evidence": 0}
+    reasons: dict[str, None] = {}
+    first: list[LayerVerdict] = []
+
+    @hypothesis_seed(seed)
+    @settings(max_examples=examples, database=None, deadline=None, derandomize=False, verbosity=Verbosity.quiet,
+              suppress_health_check=list(HealthCheck), phases=(Phase.generate, Phase.shrink), report_multiple_bugs=False)
+    @given(specs(layer, implementation.layer_configs, max_entries))
+    def prop(spec: Spec) -> None:
+        if implementation.retired is not None:
+            return
+        case = build(spec)
+        assume(case is not None)
+        verdict = judge_layer(implementation, case, judges)
+        if verdict.failed and (not first or same_failure(verdict, first[0])):
+            first[:1] = [verdict]
+            raise _Failed(verdict, spec)
+        if not first:
+            if verdict.status is Status.AGREE:
+                counts["agreed"] += 1
+            elif verdict.status is Status.SKIPPED:
+                reasons[verdict.unsupported] = None
+            elif not verdict.failed:
+                counts["no_evidence"] += 1
+
+    try:
+        prop()
+    except _Failed as failed:
+        spec, verdict = reduce_spec(implementation, failed.spec, failed.verdict, judges)
+        diagnosis = diagnose(implementation, spec, verdict, judges)
+        return LayerResult(layer, counts["agreed"], counts["no_evidence"], tuple(reasons), verdict, spec, diagnosis,
+                           time.perf_counter() - start)
+    return LayerResult(layer, counts["agreed"], counts["no_evidence"], tuple(reasons), seconds=time.perf_counter() - start)
+
+
+def check_layers(implementation: Implementation, layers: tuple[str, ...] | None = None, examples: int = 100, seed: int = 0,
+                 judges: list[Judge] | None = None, max_entries: int = MAX_ENTRIES, progress=None) -> LayerSummary:
+    """Every layer the source declares (or ``layers`` among them) checked: one LayerResult each."""
+    judges = judges if judges is not None else available()
+    wanted = [name for name in LAYER_NAMES if name in implementation.layers and (layers is None or name in layers)]
+    results = []
+    for layer in wanted:
+        results.append(check_layer(implementation, layer, judges, examples, seed, max_entries))
+        if progress is not None:
+            progress(results[-1])
+    return LayerSummary(implementation.name, tuple(results), tuple(j.name for j in judges))

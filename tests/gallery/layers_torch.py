@@ -1,0 +1,275 @@
+"""``torch.autograd.Function`` subclasses with hand-written backward passes, as people write custom
+layers for PyTorch: the forward from torch's tensor ops, the backward from the formulas, no autograd
+inside it. Each ``forward(ctx, ...)`` takes the layer's inputs and then its config by the contract's
+names; ``chainrule.torch_function_layers`` turns the dict of them into a layer source, calling each
+with float64 tensors and taking the gradients with ``torch.autograd.grad``.
+
+Not here (not exercised): identity, softplus, elu and group_norm. LayerNorm normalizes over the last
+dimension only, as most fused layer norm kernels do: a ``normalized_shape`` of two or more
+dimensions raises NotImplementedError. relu'(0) = 0 and leaky_relu'(0) = 0.01, as torch's.
+
+    chainrule check tests.gallery.layers_torch:SOURCE
+"""
+
+import math
+
+import torch
+
+import chainrule
+
+__all__ = ["SOURCE"]
+
+
+class Linear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        return x @ weight.T + bias
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        return grad_output @ weight, grad_output.T @ x, grad_output.sum(0)
+
+
+class ReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * (x > 0)
+
+
+class LeakyReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.where(x > 0, x, 0.01 * x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return torch.where(x > 0, grad_output, 0.01 * grad_output)
+
+
+class Sigmoid(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.sigmoid(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        return grad_output * y * (1 - y)
+
+
+class Tanh(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        return grad_output * (1 - y * y)
+
+
+class SiLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * torch.sigmoid(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        s = torch.sigmoid(x)
+        return grad_output * s * (1 + x * (1 - s))
+
+
+class GELU(torch.autograd.Function):
+    """The exact form x Phi(x)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        cdf = 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+        pdf = torch.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        return grad_output * (cdf + x * pdf)
+
+
+class Softmax(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        y = torch.softmax(x, dim=axis)
+        ctx.save_for_backward(y)
+        ctx.axis = axis
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        dot = (grad_output * y).sum(dim=ctx.axis, keepdim=True)
+        return y * (grad_output - dot), None
+
+
+class LogSoftmax(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        y = torch.log_softmax(x, dim=axis)
+        ctx.save_for_backward(y)
+        ctx.axis = axis
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        return grad_output - y.exp() * grad_output.sum(dim=ctx.axis, keepdim=True), None
+
+
+class LayerNorm(torch.autograd.Function):
+    """Over the last dimension, rows of D features: dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, normalized_shape, eps):
+        if len(normalized_shape) != 1:
+            raise NotImplementedError("LayerNorm normalizes over the last dimension only")
+        mean = x.mean(dim=-1, keepdim=True)
+        var = x.var(dim=-1, unbiased=False, keepdim=True)
+        rstd = torch.rsqrt(var + eps)
+        xhat = (x - mean) * rstd
+        ctx.save_for_backward(xhat, weight, rstd)
+        return xhat * weight + bias
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        xhat, weight, rstd = ctx.saved_tensors
+        dxhat = grad_output * weight
+        dx = rstd * (dxhat - dxhat.mean(-1, keepdim=True) - xhat * (dxhat * xhat).mean(-1, keepdim=True))
+        D = xhat.shape[-1]
+        dweight = (grad_output * xhat).reshape(-1, D).sum(0)
+        dbias = grad_output.reshape(-1, D).sum(0)
+        return dx, dweight, dbias, None, None
+
+
+class BatchNorm(torch.autograd.Function):
+    """Training mode: statistics per channel over the batch and spatial dimensions."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        dims = [0, *range(2, x.dim())]
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        mean = x.mean(dim=dims, keepdim=True)
+        var = x.var(dim=dims, unbiased=False, keepdim=True)
+        rstd = torch.rsqrt(var + eps)
+        xhat = (x - mean) * rstd
+        ctx.save_for_backward(xhat, weight, rstd)
+        ctx.dims, ctx.shape = dims, shape
+        return xhat * weight.view(shape) + bias.view(shape)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        xhat, weight, rstd = ctx.saved_tensors
+        dims, shape = ctx.dims, ctx.shape
+        dxhat = grad_output * weight.view(shape)
+        dx = rstd * (dxhat - dxhat.mean(dims, keepdim=True) - xhat * (dxhat * xhat).mean(dims, keepdim=True))
+        return dx, (grad_output * xhat).sum(dims), grad_output.sum(dims), None
+
+
+class Embedding(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, indices, weight):
+        ctx.save_for_backward(indices)
+        ctx.num_embeddings = weight.shape[0]
+        return weight.index_select(0, indices.reshape(-1)).reshape(*indices.shape, weight.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (indices,) = ctx.saved_tensors
+        D = grad_output.shape[-1]
+        grad_weight = grad_output.new_zeros(ctx.num_embeddings, D)
+        grad_weight.index_add_(0, indices.reshape(-1), grad_output.reshape(-1, D))
+        return None, grad_weight
+
+
+class Dropout(torch.autograd.Function):
+    """Inverted dropout with the mask given: x * mask / (1 - p)."""
+
+    @staticmethod
+    def forward(ctx, x, mask, p):
+        scale = 1 / (1 - p)
+        ctx.save_for_backward(mask)
+        ctx.scale = scale
+        return x * mask * scale
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (mask,) = ctx.saved_tensors
+        return grad_output * mask * ctx.scale, None, None
+
+
+class CrossEntropy(torch.autograd.Function):
+    """Logits (N, C), class indices (N,), mean over N: d/dinput = (softmax - onehot) / N."""
+
+    @staticmethod
+    def forward(ctx, input, target):
+        log_probs = torch.log_softmax(input, dim=1)
+        ctx.save_for_backward(log_probs, target)
+        return -log_probs.gather(1, target[:, None]).mean()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        log_probs, target = ctx.saved_tensors
+        N = log_probs.shape[0]
+        grad = log_probs.exp()
+        grad[torch.arange(N), target] -= 1
+        return grad * grad_output / N, None
+
+
+class MSELoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input, target):
+        diff = input - target
+        ctx.save_for_backward(diff)
+        return (diff * diff).mean()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (diff,) = ctx.saved_tensors
+        grad = 2 * diff * grad_output / diff.numel()
+        return grad, -grad
+
+
+SOURCE = chainrule.torch_function_layers(
+    {
+        "linear": Linear,
+        "relu": ReLU,
+        "leaky_relu": LeakyReLU,
+        "sigmoid": Sigmoid,
+        "tanh": Tanh,
+        "silu": SiLU,
+        "gelu": GELU,
+        "softmax": Softmax,
+        "log_softmax": LogSoftmax,
+        "layer_norm": LayerNorm,
+        "batch_norm": BatchNorm,
+        "embedding": Embedding,
+        "dropout": Dropout,
+        "cross_entropy": CrossEntropy,
+        "mse_loss": MSELoss,
+    },
+    name="torch_function",
+)

@@ -26,6 +26,7 @@ from chainrule.layers.contract import full_config
 from .activations import ACTIVATIONS
 from .architecture import Architecture
 from .layers import PAIRS
+from .layers import vjp as layer_vjp
 from .losses import LOSSES
 
 __all__ = ["Layer", "Gradients", "forward", "backward", "update", "Reference"]
@@ -86,7 +87,7 @@ def update(params: Params, grads: Params, alpha: float) -> Params:
 
 
 class Reference:
-    """The from-scratch reference, as a contract object."""
+    """The from-scratch reference, as a contract object: networks (docs/contract.md) and layers (docs/layers.md)."""
 
     name = "reference"
 
@@ -97,3 +98,7 @@ class Reference:
     def loss_and_gradients(self, arch, params, X, Y) -> tuple[float, Params]:
         result = self.gradients(arch, params, X, Y)
         return result.loss, result.grads
+
+    def vjp(self, layer: str, config: dict, inputs: dict[str, np.ndarray], dy: np.ndarray):
+        """(y, grads) of one layer: chainrule.reference.layers.vjp, the config's defaults filled in."""
+        return layer_vjp(layer, full_config(layer, config), inputs, dy)

@@ -1,8 +1,9 @@
 """The report's plain records: what a run found, before any of it is written or drawn.
 
-One ``Record`` per (implementation, oracle, case). A record is created with every field
-present and the pessimistic status PENDING; only a check moves it on (``decided``, ``faulted``,
-``skipped``), so a record that no check reached can never read as agreement.
+One ``Record`` per (implementation, oracle, case), and one ``LayerRow`` per (source, declared
+layer). Each is created with every field present and the pessimistic status PENDING; only a check
+moves it on (``decided``, ``faulted``, ``skipped``; a LayerRow is made from its layer's search),
+so a record that no check reached can never read as agreement.
 
 The judged source is the reference, a plug-in, or an oracle judged by another oracle. The
 worst error of a record is the comparison's: max over compared entries of
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # the renderer of results.json loads no judge and no engine
     from chainrule.compare import Comparison
 
 __all__ = [
-    "Article", "ArticleSource", "CaseInfo", "Counterexample", "Disagreement", "Environment",
+    "Article", "ArticleSource", "CaseInfo", "Counterexample", "Disagreement", "Environment", "LayerRow",
     "RangeRow", "Record", "Report", "Settings", "Source", "Status", "TensorView", "ToleranceRow",
 ]
 
@@ -71,6 +72,7 @@ class Source:
     available: bool = True
     plugged: bool = False  # a plugged-in oracle (kind "oracle"): what it declares and its qualification in detail; unavailable when it failed
     precision: str = "float64"  # the precision it is judged in (chainrule.precision), as it declares
+    networks: bool = True  # it answers networks (loss_and_gradients); False for a source of layers only
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,22 @@ class Disagreement:
     tensors: tuple[TensorView, ...]
     agreeing: tuple[str, ...]  # names of the tensors that did agree
     note: str = ""
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One declared layer of one source, as the layer search saw it (chainrule.layers.search.LayerResult):
+    PENDING until searched; a failure is the search's reduced case, told as ``chainrule check`` tells it."""
+
+    source: str  # the Source's name
+    layer: str  # a name of chainrule.layers.contract.LAYER_NAMES
+    status: Status = Status.PENDING
+    agreed: int = 0  # generated cases that agreed (before the first failure, if any)
+    no_evidence: int = 0  # cases no judge could vouch for
+    unsupported: tuple[str, ...] = ()  # why it could not answer some cases (its NotImplementedError messages)
+    wrong: tuple[str, ...] = ()  # the failure's wrong arrays ("y", then the inputs' names); () for a fault
+    seconds: float | None = None  # the search's wall time on this layer, shrinking included
+    counterexample: str | None = None  # chainrule.layers.text.format_layer_failure with the diagnosis; None without a failure
 
 
 @dataclass(frozen=True)
@@ -184,6 +202,7 @@ class Settings:
     date: str  # ISO 8601, UTC, when the run started
     seconds: float  # wall time of the run
     rejected: int  # generated cases set aside (chainrule/evidence.py): a kink within rounding of 0, or outside the chain rule's domain
+    layer_examples: int  # generated cases a declared layer (--layer-examples)
 
 
 @dataclass(frozen=True)
@@ -200,3 +219,5 @@ class Report:
     article: Article
     explain: str
     numerical_range: tuple[RangeRow, ...] = ()  # warnings: where each implementation stops being finite or within rounding
+    layers: tuple[LayerRow, ...] = ()  # every declared layer of every source that answers layers, in source order, then the contract's
+    layer_judges: tuple[str, ...] = ()  # the layer judges (chainrule.oracles.layers) that judged them

@@ -21,8 +21,9 @@ from chainrule.reports.records import Report
 
 __all__ = ["SCHEMA_VERSION", "to_json", "from_json", "write", "read_json"]
 
-SCHEMA_VERSION = 2  # results.json's top-level "schema_version"; raised whenever a record's fields are added, removed or change meaning
+SCHEMA_VERSION = 3  # results.json's top-level "schema_version"; raised whenever a record's fields are added, removed or change meaning
 # 2: Source.plugged (plugged-in oracles, chainrule.plugged), Source.precision, Record.allowance
+# 3: Report.layers (LayerRow: each declared layer of each source searched), Report.layer_judges, Settings.layer_examples, Source.networks
 
 
 def _encode(value):

@@ -61,9 +61,9 @@ def load_plugins(impls: list[str], cmds: list[str]) -> tuple[list[Plugin], list[
         taken.add(name)
         plugins.append(dataclasses.replace(plugin, name=name))
         implementations.append(dataclasses.replace(implementation, name=name))
-        unexercised = implementation.unexercised
+        unexercised = implementation.unexercised if implementation.networks else ()  # one of layers only has its layers' matrix
         sources.append(Source(name, kind, plugin.spec, f"not exercised (outside what it declares): {', '.join(unexercised)}" if unexercised else "",
-                              precision=implementation.precision.name))
+                              precision=implementation.precision.name, networks=implementation.networks))
     return plugins, implementations, sources
 
 

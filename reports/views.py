@@ -8,7 +8,12 @@
   oracles is one set of records, shown in both cells; a plugged-in oracle (Source.plugged) is a
   column and a row like any oracle, marked as plugged in;
 - coverage: cases per activation x loss and per depth x batch size, with the failing ones;
-- distributions: a histogram of every compared pair's errors with its tolerance.
+- distributions: a histogram of every compared pair's errors with its tolerance;
+- layers: per layer of the contract (rows) and judged source (columns), the layer search's status
+  with the cases that agreed, "not declared" where the source does not declare the layer; a
+  failing cell links to its counterexample below the matrix, unsupported reasons are footnotes.
+
+A source's verdict is the strongest status of its networks' cases and of its layers.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from chainrule.contract import ACTIVATION_NAMES, LOSS_NAMES
+from chainrule.layers.contract import LAYER_NAMES
 from chainrule.reports import plots
-from chainrule.reports.records import Record, Report, Source, Status
+from chainrule.reports.records import LayerRow, Record, Report, Source, Status
 from chainrule.status import strongest
 
 __all__ = ["View", "view"]
@@ -55,6 +61,18 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class LayerCell:
+    """One (layer, source) cell of the layers' matrix."""
+
+    text: str  # the status, or "not declared"
+    count: int  # cases that agreed
+    status: str  # a Status value, or "undeclared"
+    title: str
+    failure: str = ""  # the id of its counterexample below the matrix
+    note: int = 0  # the number of its footnote (why some cases could not be answered); 0: none
+
+
+@dataclass(frozen=True)
 class Distribution:
     implementation: str
     oracle: str
@@ -86,6 +104,10 @@ class View:
     article: tuple[tuple[str, str, tuple[tuple[str, bool], ...]], ...]  # (label, published, (value, matches) per source)
     cases: tuple[tuple[str, str, str, str], ...]  # (id, description, status, how it was judged)
     plugged: tuple[str, ...] = ()  # the oracles among ``oracles`` that are plugged in (chainrule.plugged), marked as such
+    layer_sources: tuple[str, ...] = ()  # the layers' matrix's columns: every judged source that could be loaded
+    layer_matrix: tuple[tuple[str, tuple[LayerCell, ...]], ...] = ()  # (layer, cells per source), the contract's layers in order
+    layer_failures: tuple[tuple[str, LayerRow], ...] = ()  # (id, row) of each failing layer
+    layer_notes: tuple[tuple[int, LayerRow], ...] = ()  # (number, row) of each layer some of whose cases it could not answer
 
 
 def _case_statuses(records: list[Record]) -> dict[str, Status]:
@@ -95,11 +117,27 @@ def _case_statuses(records: list[Record]) -> dict[str, Status]:
     return {case: strongest(statuses) for case, statuses in by_case.items()}
 
 
-def _verdict(source: Source, records: list[Record], oracles: tuple[str, ...]) -> Verdict:
+def _verdict(source: Source, records: list[Record], layers: list[LayerRow], oracles: tuple[str, ...]) -> Verdict:
     if not source.available:
         return Verdict(source.name, Status.ERROR.value, f"error: {source.detail}")
+    parts = ([_network_verdict(records, oracles)] if source.networks else []) + ([_layer_verdict(layers)] if layers else [])
+    text = "; ".join(text for _, text in parts) + (f"; {source.detail}" if source.detail else "")
+    return Verdict(source.name, strongest(status for status, _ in parts).value, text)
+
+
+def _layer_verdict(layers: list[LayerRow]) -> tuple[Status, str]:
+    """Its layers: the failing ones first (with the arrays they get wrong), then how many agree."""
+    failing = [f"{row.layer} ({', '.join(row.wrong) or row.status.value})" for row in layers if row.status in FAILED]
+    parts = [f"WRONG on {', '.join(failing)}"] if failing else []
+    parts.append(f"{sum(row.status is Status.AGREE for row in layers)} of {len(layers)} agree ({sum(row.agreed for row in layers)} cases)")
+    unjudged = [row.layer for row in layers if row.status in (Status.NO_EVIDENCE, Status.SKIPPED)]
+    parts += [f"not shown to agree: {', '.join(unjudged)}"] if unjudged else []
+    return strongest(row.status for row in layers), "layers: " + "; ".join(parts)
+
+
+def _network_verdict(records: list[Record], oracles: tuple[str, ...]) -> tuple[Status, str]:
     if not oracles:
-        return Verdict(source.name, Status.PENDING.value, "not checked: no oracle is available")
+        return Status.PENDING, "not checked: no oracle is available"
     cases = _case_statuses(records)
     count = {status: sum(s is status for s in cases.values()) for status in Status}
     status = strongest(cases.values())
@@ -114,9 +152,7 @@ def _verdict(source: Source, records: list[Record], oracles: tuple[str, ...]) ->
         parts.append(f"agrees on {count[Status.AGREE]} cases against {', '.join(oracles)}" if status is Status.AGREE else "never shown to agree")
     text = "; ".join(parts)
     extras = [(Status.CONVENTION, "differ only by a kink convention"), (Status.NO_EVIDENCE, "without evidence"), (Status.SKIPPED, "skipped (not supported)")]
-    text += "".join(f"; {count[s]} {what}" for s, what in extras if count[s])
-    text += f"; {source.detail}" if source.detail else ""
-    return Verdict(source.name, status.value, text)
+    return status, text + "".join(f"; {count[s]} {what}" for s, what in extras if count[s])
 
 
 def _pair(records: list[Record], row: str, column: str) -> list[Record]:
@@ -187,6 +223,34 @@ def _failures(report: Report):
     return tuple(shaped)
 
 
+UNDECLARED = "not declared"
+
+
+def _layer_cell(row: LayerRow | None, failure: str, note: int) -> LayerCell:
+    if row is None:
+        return LayerCell(UNDECLARED, 0, "undeclared", "not among the layers it declares")
+    told = [f"{row.source}, {row.layer}: {row.agreed} cases agree"]
+    told += [f"{row.no_evidence} without evidence"] if row.no_evidence else []
+    told += [f"wrong: {', '.join(row.wrong)} (the counterexample below)"] if row.wrong else []
+    told += [f"could not answer: {'; '.join(row.unsupported)}"] if row.unsupported else []
+    told += [f"{row.seconds:.1f} s"] if row.seconds is not None else []
+    return LayerCell(row.status.value, row.agreed, row.status.value, "; ".join(told), failure, note)
+
+
+def _layers(report: Report, columns: tuple[str, ...]) -> tuple:
+    """The layers' matrix (the contract's layers x ``columns``), its failures with their ids, its footnotes."""
+    rows = {(row.source, row.layer): row for row in report.layers}
+    failures = tuple((f"layer-failure-{k}", row) for k, row in enumerate(r for r in report.layers if r.counterexample is not None))
+    notes = tuple((k, row) for k, row in enumerate((r for r in report.layers if r.unsupported), start=1))
+    failure_of = {(row.source, row.layer): anchor for anchor, row in failures}
+    note_of = {(row.source, row.layer): k for k, row in notes}
+    matrix = tuple(
+        (layer, tuple(_layer_cell(rows.get((source, layer)), failure_of.get((source, layer), ""), note_of.get((source, layer), 0)) for source in columns))
+        for layer in LAYER_NAMES
+    )
+    return matrix, failures, notes
+
+
 def _article(report: Report) -> tuple:
     article = report.article
     rows = []
@@ -220,8 +284,11 @@ def view(report: Report) -> View:
     """Everything the template draws."""
     oracles = tuple(s.name for s in report.sources if s.kind == "oracle" and s.available)
     judged = [s for s in report.sources if s.kind != "oracle"]
-    verdicts = tuple(_verdict(s, [r for r in report.records if r.implementation == s.name], oracles) for s in judged)
-    rows = [s.name for s in judged if s.available] + list(oracles)
+    verdicts = tuple(
+        _verdict(s, [r for r in report.records if r.implementation == s.name], [r for r in report.layers if r.source == s.name], oracles) for s in judged
+    )
+    rows = [s.name for s in judged if s.available and s.networks] + list(oracles)
+    layer_sources = tuple(s.name for s in judged if s.available)
     kinds = {s.name: ("oracle, plugged in" if s.plugged else s.kind) + ("" if s.precision == "float64" else f", {s.precision}") for s in report.sources}
     matrix = tuple((row, kinds[row], tuple(_cell(report.records, row, column) for column in oracles)) for row in rows)
     failed_cases = {r.case for r in report.records if r.status in FAILED}
@@ -231,4 +298,5 @@ def view(report: Report) -> View:
         report, verdicts, oracles, matrix, tuple(plots.legend()), _grids(report, failed_cases),
         _distributions(report, rows, oracles), conventions, _failures(report),
         _article(report), _cases(report, oracles), tuple(s.name for s in report.sources if s.plugged and s.available),
+        layer_sources, *_layers(report, layer_sources),
     )

@@ -17,6 +17,7 @@ from chainrule.reports.records import (
     Counterexample,
     Disagreement,
     Environment,
+    LayerRow,
     RangeRow,
     Record,
     Report,
@@ -46,10 +47,11 @@ def _report() -> Report:
     """A Report with every record type present and awkward values (0.1 + 0.2, 1e-300, -0.0, empty tuples)."""
     tensor = TensorView("dL/dW[layer 1]", (2, 2), (0.1 + 0.2, -0.0, 1e-300, 5.0), (0.3, 0.0, 0.0, -5.0), ((1, 1), (0, 0)), 2.0, 1e-9)
     return Report(
-        Settings(seed=7, examples=3, jobs=1, date="2026-01-01T00:00:00+00:00", seconds=1.5, rejected=1),
+        Settings(seed=7, examples=3, jobs=1, date="2026-01-01T00:00:00+00:00", seconds=1.5, rejected=1, layer_examples=2),
         Environment("3.11", "2.0", "2.13", "not installed", "0.1.0", "Linux"),
         (ToleranceRow("exact", 1e-9, (("rtol", 1e-9), ("floor", 1e-4)), "why"),),
-        (Source("reference", "reference", "reference:Reference"), Source("x:Y", "plugin", "x:Y", "cannot import", available=False)),
+        (Source("reference", "reference", "reference:Reference"), Source("x:Y", "plugin", "x:Y", "cannot import", available=False),
+         Source("course", "plugin", "course:Layers", networks=False)),
         (CaseInfo("article", "3-relu-2-identity-2:mse, N=1", ("relu", "identity"), "mse", 2, 1),),
         (
             Record("reference", "torch", "article", Status.AGREE, 1.2e-16, 14, 0.001, "exact", ""),
@@ -61,6 +63,12 @@ def _report() -> Report:
         Article("3-relu-2-identity-2:mse, N=1", ("L", "dL/dw11(2)"), (0.5001125, -1.787775), (ArticleSource("reference", (0.5001125, -1.7877749999999999)), ArticleSource("bad", (), "raised"))),
         "walkthrough\n",
         (RangeRow("plain", "binary_cross_entropy after sigmoid, z > 0", 30.0, 36.0, "the loss is off by 0.0012", "use log-sigmoid"),),
+        (
+            LayerRow("course", "relu", Status.AGREE, 2, 0, (), (), 0.25),
+            LayerRow("course", "softmax", Status.DISAGREE, 1, 0, ("axis=0 is not <implemented>",), ("x",), 0.1 + 0.2, "wrong\n\nReproduce:\n"),
+            LayerRow("course", "dropout"),
+        ),
+        ("torch", "jax"),
     )
 
 
@@ -72,6 +80,15 @@ def test_a_new_record_is_pending_with_every_field_present():
     assert encoded == {
         "implementation": "reference", "oracle": "torch", "case": "case-001", "status": "pending",
         "worst_error": None, "compared": 0, "seconds": None, "method": "", "note": "", "allowance": None,
+    }
+
+
+def test_a_new_layer_row_is_pending_with_every_field_present():
+    row = LayerRow("course", "softmax")
+    encoded = to_json(dataclasses.replace(_report(), layers=(row,)))["layers"][0]
+    assert encoded == {
+        "source": "course", "layer": "softmax", "status": "pending", "agreed": 0, "no_evidence": 0, "unsupported": [], "wrong": [],
+        "seconds": None, "counterexample": None,
     }
 
 
@@ -94,6 +111,7 @@ def test_round_trip_is_exact():
     assert from_json(data) == report
     assert from_json(data).records[0].status is Status.AGREE
     assert from_json(data).counterexamples[0].disagreements[0].tensors[0].bad == ((1, 1), (0, 0))
+    assert from_json(data).layers[1].status is Status.DISAGREE and from_json(data).layers[1].wrong == ("x",)
 
 
 def test_every_field_of_every_record_is_written():

@@ -9,7 +9,7 @@ from chainrule.oracles.base import OracleInfo
 from chainrule.oracles.registry import Registered, available
 from chainrule.reference import Reference
 from chainrule.reports import sources
-from chainrule.reports.records import Record, Source, Status
+from chainrule.reports.records import LayerRow, Record, Source, Status
 from chainrule.reports.run import exit_status
 from chainrule.reports.sources import load_plugins
 from chainrule.reports.sweep import CHUNK, generate, oracle_pairs, sweep
@@ -83,15 +83,20 @@ def test_jobs_give_the_same_records_as_one_process():
         ({"records": (Record("reference", "torch", "article", Status.DISAGREE),)}, 1),
         ({"records": (Record("reference", "torch", "article", Status.ERROR),)}, 1),
         ({"records": (Record("reference", "torch", "article", Status.CONVENTION),)}, 0),
+        ({"layers": (LayerRow("reference", "relu", Status.AGREE, 3), LayerRow("reference", "softmax", Status.DISAGREE, 1))}, 1),
+        ({"layers": (LayerRow("reference", "embedding", Status.ERROR),)}, 1),
+        ({"layers": (LayerRow("reference", "dropout", Status.SKIPPED, unsupported=("p=1",)),)}, 0),
         ({"sources": (Source("x:Y", "plugin", "x:Y", "cannot import", available=False), Source("torch", "oracle", "torch"))}, 2),
         ({"sources": (Source("torch", "oracle", "torch", "not installed", available=False),)}, 1),
     ],
-    ids=["agree", "disagree", "error", "convention-is-no-failure", "unloadable-plugin", "no-oracle"],
+    ids=["agree", "disagree", "error", "convention-is-no-failure", "layer-disagrees", "layer-errs", "unanswered-layer-is-no-failure",
+         "unloadable-plugin", "no-oracle"],
 )
 def test_exit_status_as_check(change, expected):
     base = dataclasses.replace(
         _report(),
         sources=(Source("reference", "reference", "reference:Reference"), Source("torch", "oracle", "torch")),
         records=(Record("reference", "torch", "article", Status.AGREE),),
+        layers=(),
     )
     assert exit_status(dataclasses.replace(base, **change)) == expected

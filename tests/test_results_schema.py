@@ -10,7 +10,7 @@ from chainrule.reports.results import SCHEMA_VERSION, from_json, read_json, to_j
 
 def _report() -> Report:
     return Report(
-        Settings(seed=7, examples=3, jobs=1, date="2026-01-01T00:00:00+00:00", seconds=0.1 + 0.2, rejected=0),
+        Settings(seed=7, examples=3, jobs=1, date="2026-01-01T00:00:00+00:00", seconds=0.1 + 0.2, rejected=0, layer_examples=20),
         Environment("3.11", "2.0", "2.13", "not installed", "0.2.0", "Linux"),
         (),
         (Source("reference", "reference", "chainrule.reference:Reference"),),
@@ -23,10 +23,10 @@ def _report() -> Report:
 
 
 def test_schema_version_is_written_and_read_back(tmp_path):
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     write(_report(), tmp_path / "results.json")
     data = read_json(tmp_path / "results.json")
-    assert next(iter(data)) == "schema_version" and data["schema_version"] == 2 and "format" not in data
+    assert next(iter(data)) == "schema_version" and data["schema_version"] == 3 and "format" not in data
     assert from_json(data) == _report()
     assert json.loads(json.dumps(to_json(_report()))) == data
 
@@ -34,9 +34,9 @@ def test_schema_version_is_written_and_read_back(tmp_path):
 @pytest.mark.parametrize(
     "change, got",
     [
-        ({"schema_version": 3}, "got schema_version 3"),
-        ({"schema_version": 1}, "got schema_version 1"),
-        ({"schema_version": "2"}, "got schema_version '2'"),
+        ({"schema_version": 4}, "got schema_version 4"),
+        ({"schema_version": 2}, "got schema_version 2"),
+        ({"schema_version": "3"}, "got schema_version '3'"),
         ({"schema_version": True}, "got schema_version True"),
         ({"schema_version": None}, "got schema_version None"),
     ],

@@ -9,7 +9,11 @@ the activations and losses a source declares):
 - ``test_agreement``: its loss and gradients agree with every available oracle (PyTorch, JAX,
   finite differences), the failing tensor and entry named, with a reproduction;
 - ``test_metamorphic``: oracle-free properties every correct gradient has (batch mean,
-  permutations of the batch and of hidden neurons, scaling of the loss).
+  permutations of the batch and of hidden neurons, scaling of the loss);
+- ``test_layers``: each layer a layer source declares (docs/layers.md), judged by torch, JAX and
+  finite differences, a failure reduced to its smallest shapes and diagnosed.
+
+A source without networks skips the first two; one without layers, the third.
 
 Run it from any directory with only chainrule installed::
 
@@ -28,7 +32,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, settings
 
-__all__ = ["host_proof", "oracle_or_skip"]
+__all__ = ["host_proof", "networks_only", "oracle_or_skip"]
 
 # Health checks that would fail a correct source for reasons of the run, not of the source:
 # drawing and judging a case is slow by Hypothesis's measure (torch, jax, a command over a pipe),
@@ -53,3 +57,10 @@ def oracle_or_skip(name: str):
     if not registered.info.available:
         pytest.skip(f"{name}: {registered.info.reason}")
     return registered
+
+
+@pytest.fixture
+def networks_only(implementation):
+    """Skips a network test for a source that answers layers only (no loss_and_gradients)."""
+    if not implementation.networks:
+        pytest.skip(f"{implementation.name} answers layers only")

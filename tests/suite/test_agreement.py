@@ -10,8 +10,10 @@ from chainrule.judge import judge
 from chainrule.oracles.registry import ORACLE_TARGETS
 from chainrule.reference import Architecture
 from chainrule.strategies import architectures, cases
-from chainrule.suite import host_proof, oracle_or_skip
+from chainrule.suite import host_proof, networks_only, oracle_or_skip  # noqa: F401 - networks_only: a fixture
 from chainrule.verdict import format_failure
+
+pytestmark = pytest.mark.usefixtures("networks_only")
 
 
 def pytest_generate_tests(metafunc):

@@ -15,8 +15,10 @@ from chainrule.case import Case
 from chainrule.evidence import evidence
 from chainrule.sources.ask import answer
 from chainrule.strategies import architectures, cases
-from chainrule.suite import host_proof
+from chainrule.suite import host_proof, networks_only  # noqa: F401 - a fixture
 from chainrule.tolerances import ABSOLUTE_SCALE, TOLERANCES, sensitivity
+
+pytestmark = pytest.mark.usefixtures("networks_only")
 
 EXACT = TOLERANCES["exact"]  # exact arithmetic reordered: the engine's own tolerance, floor included
 

@@ -36,14 +36,16 @@ RATIOS = (
     "reference_over_torch_large", "reference_over_forward_large", "fd_speedup_over_naive_small",
     "fd_speedup_over_naive_medium", "randomized_over_torch_fast_large", "crosscheck_per_second_small",
     "crosscheck_per_second_small_in_process", "crosscheck_float32_over_float64_small",
+    "layer_cases_per_second_small", "layer_cases_per_second_small_every_judge",
 )
 TARGETS = {  # the issue's targets: (comparison, bound)
     "reference_over_torch_tiny": ("<=", 0.3), "reference_over_torch_small": ("<=", 0.3),
     "reference_over_torch_medium": ("<=", 1.1), "reference_over_torch_large": ("<=", 1.1),
     "reference_over_forward_large": ("<=", 3.5), "fd_speedup_over_naive_small": (">=", 10.0),
     "fd_speedup_over_naive_medium": (">=", 10.0), "randomized_over_torch_fast_large": ("<=", 1.0),
-    "crosscheck_per_second_small": (">=", 100.0),
+    "crosscheck_per_second_small": (">=", 100.0), "layer_cases_per_second_small": (">=", 50.0),
 }
+LAYER_ENTRIES = 64  # "small shapes" of the layer figures: at most this many entries in a layer's main input
 WRONG_BY = 1e-3  # the wrong answer: one entry of dL/dW[layer 1] times (1 + WRONG_BY)
 MIN_SAMPLE = 0.02  # seconds: a fast call is repeated until one timed sample lasts this long
 
@@ -70,6 +72,7 @@ class Plan:
     crosscheck_repeats: int = 3
     seed: int = 0
     min_sample: float = MIN_SAMPLE  # seconds: a fast call is repeated until one timed sample lasts this long
+    layer_examples: int = 20  # generated cases a layer per timed layer run (every layer of the contract)
 
 
 FULL = Plan({
@@ -77,7 +80,7 @@ FULL = Plan({
     "medium": Net((64, 256, 256, 10), 64), "large": Net((256, 1024, 1024, 1024, 10), 128),
 })
 QUICK = replace(FULL, nets={**FULL.nets, "large": Net((128, 512, 512, 10), 64)},
-                repeats=3, naive_sample=100, crosscheck_examples=60, crosscheck_repeats=2)
+                repeats=3, naive_sample=100, crosscheck_examples=60, crosscheck_repeats=2, layer_examples=8)
 
 
 @dataclass
@@ -364,6 +367,39 @@ def _crosscheck(plan: Plan, figures: dict, notes: list[str]) -> None:
     figures[(started.name, "small")] = started
 
 
+def _layers(plan: Plan, figures: dict, notes: list[str]) -> None:
+    """Seconds per layer case on small shapes (every layer of the contract, the reference as the
+    source in a worker process): as the engine judges (torch and finite differences on every
+    case, JAX where it has compiled the shapes and on every disputed case), and with every judge
+    on every case (JAX compiling each new shape)."""
+    import dataclasses
+
+    from chainrule.layers.search import check_layers
+    from chainrule.oracles.layers import available
+    from chainrule.sources.load import REFERENCE, open_source
+
+    source = open_source("impl", REFERENCE)
+    engine = available()
+    every = [dataclasses.replace(judge, compiled=None) for judge in engine]
+    runs = [(Figure("layer case, judged as the engine does", "small"), engine), (Figure("layer case, every judge on every case", "small"), every)]
+    try:
+        check_layers(source, examples=2, seed=plan.seed, max_entries=LAYER_ENTRIES)  # the worker, imports, first compilations
+        for run in range(plan.crosscheck_repeats):
+            for figure, judges in runs:
+                start = time.perf_counter()
+                summary = check_layers(source, examples=plan.layer_examples, seed=plan.seed + 1 + run, judges=judges, max_entries=LAYER_ENTRIES)
+                cases = sum(r.agreed + r.no_evidence for r in summary.results)
+                figure.seconds.append((time.perf_counter() - start) / max(1, cases))
+                figure.note = (f"{len(summary.results)} layers x {plan.layer_examples} cases, at most {LAYER_ENTRIES} entries, "
+                               f"against {', '.join(j.name for j in judges)}; the reference in a worker process")
+                if summary.failed:
+                    notes.append(f"{figure.name}: the reference FAILED on {[r.layer for r in summary.results if r.failure]}")
+    finally:
+        source.close()
+    for figure, _ in runs:
+        figures[(figure.name, "small")] = figure
+
+
 def _ratios(figures: dict) -> dict[str, tuple[float, float]]:
     """Each ratio from the figures' minima, and from their medians."""
 
@@ -383,6 +419,10 @@ def _ratios(figures: dict) -> dict[str, tuple[float, float]]:
                          ("crosscheck_per_second_small_in_process", "crosscheck per architecture, in-process")):
         crosscheck = figures.get((figure, "small"))
         ratios[name] = (1.0 / crosscheck.min, 1.0 / crosscheck.median) if crosscheck else (float("nan"),) * 2
+    for name, figure in (("layer_cases_per_second_small", "layer case, judged as the engine does"),
+                         ("layer_cases_per_second_small_every_judge", "layer case, every judge on every case")):
+        layer = figures.get((figure, "small"))
+        ratios[name] = (1.0 / layer.min, 1.0 / layer.median) if layer else (float("nan"),) * 2
     ratios["crosscheck_float32_over_float64_small"] = ratio(
         ("crosscheck per architecture, in-process, float32", "small"), ("crosscheck per architecture, in-process", "small"))
     return ratios
@@ -441,6 +481,7 @@ def run(plan: Plan = FULL, out=None) -> dict[str, float]:
     _differences(plan, figures)
     _randomized(plan, figures, notes)
     _crosscheck(plan, figures, notes)
+    _layers(plan, figures, notes)
     ratios = _ratios(figures)
     _report(plan, figures, ratios, notes, out)
     out.flush()

@@ -136,7 +136,7 @@ def build_report(impls: list[str], cmds: list[str], examples: int, seed: int, jo
         settings, _environment(), tolerances, tuple(sources + oracle_sources(plugged_sources)),
         tuple(case_info(case_id, case) for case_id, case in numbered), tuple(records),
         tuple(counterexamples), article, article_walkthrough(), tuple(numerics),
-        tuple(layers), tuple(judge.name for judge in judged_layers),
+        (), (),
     )
 
 

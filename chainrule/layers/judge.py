@@ -126,32 +126,32 @@ class LayerVerdict:
         return "disagree" if self.failed else ""
 
 
-def _declared(case: LayerCase, declared: dict, reference: Floors) -> dict[str, np.ndarray]:
-    """The gradients the source's declared kink convention gives: dy * value where x is exactly 0."""
-    value = declared.get(case.layer)
-    if case.layer not in KINK_DERIVATIVES or value is None:
-        return reference.grads
-    x = case.inputs["x"]
-    return {"x": np.where(x == 0, case.dy * value, reference.grads["x"])}
+def _declared(case: LayerCase, declared: dict) -> np.ndarray | None:
+    """Where the source declares another kink convention for this layer: the mask of x's exact
+    zeros, at which every judge's grads['x'] becomes dy times the declared value (None: none declared)."""
+    if case.layer not in KINK_DERIVATIVES or declared.get(case.layer) is None:
+        return None
+    return case.inputs["x"] == 0
 
 
-def _ask_judge(judge: Judge, case: LayerCase, reference: Floors, expected_grads: dict[str, np.ndarray], precision_eps: float):
-    """The judge's (y, grads) with the entries where it is evidence, and a note on where it is not."""
+def _ask_judge(judge: Judge, case: LayerCase, reference: Floors, kinks: np.ndarray | None, value: float | None, eps: float):
+    """The judge's (y, grads) as {name: (expected, bound, trusted)}, and a note on where it is no evidence."""
     y, grads, *rest = judge.vjp(case.layer, case.config, case.inputs, case.dy)
-    errors = rest[0] if rest else None  # finite differences give each entry's own error
+    errors = rest[0] if rest else {}  # finite differences give each entry's own error
     arrays, untrusted = {}, 0
-    for name, value, plain, floor in [("y", y, reference.y, reference.y_floor)] + [
-        (n, grads[n], expected_grads[n], reference.floors[n]) for n in case.differentiable
+    for name, expected, plain, floor in [("y", y, reference.y, reference.y_floor)] + [
+        (n, grads[n], reference.grads[n], reference.floors[n]) for n in case.differentiable
     ]:
-        value = np.asarray(value, dtype=np.float64)
-        error = np.asarray(errors[name], dtype=np.float64) if errors is not None and name in errors else np.zeros_like(value)
-        if name != "y" and case.layer in KINK_DERIVATIVES and plain is not reference.grads[name]:
-            value = np.where(case.inputs["x"] == 0, plain, value)  # a declared convention: every judge honours it
-        bound = floor + ULPS * precision_eps * float(np.abs(plain).max(initial=0.0)) + SAFETY * error
+        expected = np.asarray(expected, dtype=np.float64)
+        error = np.asarray(errors[name], dtype=np.float64) if name in errors else np.zeros_like(expected)
+        if name == "x" and kinks is not None:  # the declared convention, honoured by the reference and every judge
+            plain = expected = np.where(kinks, case.dy * value, plain)
+            error = np.where(kinks, 0.0, error)
+        bound = floor + ULPS * eps * float(np.abs(plain).max(initial=0.0)) + SAFETY * error
         with np.errstate(invalid="ignore"):
-            trusted = np.isfinite(value) & np.isfinite(error) & (np.abs(value - plain) <= bound)
+            trusted = np.isfinite(expected) & np.isfinite(error) & (np.abs(expected - plain) <= bound)
         untrusted += int((~trusted).sum())
-        arrays[name] = (value, bound, trusted)
+        arrays[name] = (expected, bound, trusted)
     note = f"{judge.name} is no evidence at {untrusted} entries (its own error, or off the reference there)" if untrusted else ""
     return arrays, note
 
@@ -169,7 +169,8 @@ def judge_layer(implementation: Implementation, case: LayerCase, judges: list[Ju
     except Fault as fault:
         return LayerVerdict(implementation.name, case, fault=fault, seconds=time.perf_counter() - start)
     seconds = time.perf_counter() - start
-    expected_grads = _declared(case, implementation.kink_derivatives, reference)
+    kinks = _declared(case, implementation.kink_derivatives)
+    value = implementation.kink_derivatives.get(case.layer)
     got = {"y": np.asarray(y, dtype=np.float64)} | {n: np.asarray(g, dtype=np.float64) for n, g in grads.items()}
     entries = sum(case.inputs[n].size for n in case.differentiable)
     sized = [j for j in judges if j.exact or entries <= FD_ENTRIES]  # finite differences: every entry, small cases
@@ -177,9 +178,9 @@ def judge_layer(implementation: Implementation, case: LayerCase, judges: list[Ju
     comparisons, notes = [], []
 
     def ask(judge: Judge) -> None:
-        arrays, note = _ask_judge(judge, case, reference, expected_grads, precision.eps)
+        arrays, note = _ask_judge(judge, case, reference, kinks, value, precision.eps)
         comparisons.append(LayerComparison(judge.name, tuple(
-            Entrywise(name, got[name], value, bound, trusted) for name, (value, bound, trusted) in arrays.items()), note))
+            Entrywise(name, got[name], expected, bound, trusted) for name, (expected, bound, trusted) in arrays.items()), note))
 
     for judge in cheap:
         ask(judge)

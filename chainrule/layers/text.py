@@ -32,6 +32,8 @@ def format_layer_failure(verdict: LayerVerdict, diagnosis=None, source: str = "s
         agreeing = [a.label for a in comparison.arrays if not a.bad]
         if agreeing:
             lines.append(f"    agree: {', '.join(agreeing)}")
+        if comparison.note:
+            lines.append(f"    note: {comparison.note}")
     lines += [f"  note: {note}" for note in verdict.notes]
     if diagnosis is not None:
         lines += ["", "diagnosis:"] + [f"  {line}" for line in str(diagnosis).splitlines()]

@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--examples", type=_count, default=100)
     report.add_argument("--seed", type=int, default=0)
     report.add_argument("--jobs", type=int, default=1, help="processes for the sweep")
+    report.add_argument("--layer-examples", type=_count, default=20, metavar="N", help="generated cases a declared layer (default 20)")
 
     explain = verbs.add_parser("explain", help="the article's worked example, every gradient as its chain-rule sum")
     explain.add_argument("arch", nargs="?", metavar="ARCH", help="e.g. 3-relu-2-identity-2:mse (default: the article's network)")

@@ -136,7 +136,7 @@ def build_report(impls: list[str], cmds: list[str], examples: int, seed: int, jo
         settings, _environment(), tolerances, tuple(sources + oracle_sources(plugged_sources)),
         tuple(case_info(case_id, case) for case_id, case in numbered), tuple(records),
         tuple(counterexamples), article, article_walkthrough(), tuple(numerics),
-        (), (),
+        tuple(layers), tuple(judge.name for judge in judged_layers),
     )
 
 
@@ -162,8 +162,8 @@ def exit_status(report: Report) -> int:
 def report_command(args) -> int:
     """``chainrule report``: results.json, then index.html rendered from that file alone."""
     oracles = [("impl", spec) for spec in args.oracle] + [("cmd", spec) for spec in args.oracle_cmd]
-    report = build_report(args.impl, args.cmd, args.examples, args.seed, args.jobs, oracles + [("entry", name) for name in installed_oracle_names()],
-                          args.layer_examples)
+    oracles += [("entry", name) for name in installed_oracle_names()]
+    report = build_report(args.impl, args.cmd, args.examples, args.seed, args.jobs, oracles, args.layer_examples)
     for source in report.sources:
         if not source.available and (source.kind != "oracle" or source.plugged):
             print(f"chainrule: error: {source.detail}", file=sys.stderr)

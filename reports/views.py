@@ -244,11 +244,11 @@ def _layers(report: Report, columns: tuple[str, ...]) -> tuple:
     notes = tuple((k, row) for k, row in enumerate((r for r in report.layers if r.unsupported), start=1))
     failure_of = {(row.source, row.layer): anchor for anchor, row in failures}
     note_of = {(row.source, row.layer): k for k, row in notes}
-    matrix = tuple(
-        (layer, tuple(_layer_cell(rows.get((source, layer)), failure_of.get((source, layer), ""), note_of.get((source, layer), 0)) for source in columns))
-        for layer in LAYER_NAMES
-    )
-    return matrix, failures, notes
+
+    def cell(key: tuple[str, str]) -> LayerCell:
+        return _layer_cell(rows.get(key), failure_of.get(key, ""), note_of.get(key, 0))
+
+    return tuple((layer, tuple(cell((source, layer)) for source in columns)) for layer in LAYER_NAMES), failures, notes
 
 
 def _article(report: Report) -> tuple:
@@ -284,9 +284,10 @@ def view(report: Report) -> View:
     """Everything the template draws."""
     oracles = tuple(s.name for s in report.sources if s.kind == "oracle" and s.available)
     judged = [s for s in report.sources if s.kind != "oracle"]
-    verdicts = tuple(
-        _verdict(s, [r for r in report.records if r.implementation == s.name], [r for r in report.layers if r.source == s.name], oracles) for s in judged
-    )
+    layers_of = defaultdict(list)
+    for row in report.layers:
+        layers_of[row.source].append(row)
+    verdicts = tuple(_verdict(s, [r for r in report.records if r.implementation == s.name], layers_of[s.name], oracles) for s in judged)
     rows = [s.name for s in judged if s.available and s.networks] + list(oracles)
     layer_sources = tuple(s.name for s in judged if s.available)
     kinds = {s.name: ("oracle, plugged in" if s.plugged else s.kind) + ("" if s.precision == "float64" else f", {s.precision}") for s in report.sources}

@@ -16,11 +16,13 @@ import pytest
 from chainrule.cli import main
 from chainrule.layers.contract import LAYER_NAMES
 from chainrule.reference import Reference
+from chainrule.reports import html
 from chainrule.reports.records import Status
 from chainrule.reports.results import SCHEMA_VERSION, from_json, read_json, to_json
 from tests.broken_layers import SoftmaxDiagonal
 from tests.gallery.layers_numpy import CourseLayers
 from tests.test_report_html import ARTIFACTS, CHROMIUM, Tree
+from tests.test_report_records import _report
 
 pytestmark = pytest.mark.xdist_group("report-layers")  # one worker makes the module's one report
 
@@ -63,8 +65,10 @@ def _matrix(tree):
 def test_a_wrong_layer_fails_the_report_and_its_sources_verdict(report):
     assert report["code"] == 1, report["stdout"]
     assert f"{len(LAYER_NAMES) * 3} layers searched" in report["stdout"]  # the reference, CourseLayers and the broken one
-    verdicts = {li.all(cls="name")[0].content(): (li.attrs["data-status"], li.content()) for li in report["tree"].by_id("verdicts").all("li", "verdict")}
-    assert {name: status for name, (status, _) in verdicts.items()} == {"reference": "agree", COURSE: "agree", BUGGY: "disagree", NETWORKS: "agree"}
+    lines = report["tree"].by_id("verdicts").all("li", "verdict")
+    verdicts = {li.all(cls="name")[0].content(): (li.attrs["data-status"], li.content()) for li in lines}
+    statuses = {name: status for name, (status, _) in verdicts.items()}
+    assert statuses == {"reference": "agree", COURSE: "agree", BUGGY: "disagree", NETWORKS: "agree"}
     assert "layers: WRONG on softmax (x)" in verdicts[BUGGY][1]
     assert f"layers: {len(LAYER_NAMES)} of {len(LAYER_NAMES)} agree" in verdicts[COURSE][1]
 
@@ -75,7 +79,8 @@ def test_matrix_has_every_layer_of_the_contract_by_source(report):
     assert list(matrix) == list(LAYER_NAMES)
     for layer, cells in matrix.items():
         for source in ("reference", COURSE) + ((BUGGY,) if layer != "softmax" else ()):
-            assert cells[source].classes == ["agree"] and f"n={LAYER_EXAMPLES}" in cells[source].content(), (layer, source, cells[source].content())
+            told = (layer, source, cells[source].content())
+            assert cells[source].classes == ["agree"] and f"n={LAYER_EXAMPLES}" in cells[source].content(), told
         assert cells[NETWORKS].classes == ["undeclared"] and cells[NETWORKS].content() == "not declared", layer
     failing = matrix["softmax"][BUGGY]
     assert failing.classes == ["disagree"] and "x" in failing.attrs["title"]
@@ -93,12 +98,27 @@ def test_results_json_keeps_every_layer_and_reads_back(report):
     results = from_json(data)
     assert to_json(results) == data
     assert results.settings.layer_examples == LAYER_EXAMPLES and results.layer_judges
-    assert [(row.source, row.layer) for row in results.layers] == [(source, layer) for source in ("reference", COURSE, BUGGY) for layer in LAYER_NAMES]
+    searched = [(source, layer) for source in ("reference", COURSE, BUGGY) for layer in LAYER_NAMES]
+    assert [(row.source, row.layer) for row in results.layers] == searched
     wrong = [row for row in results.layers if row.status is not Status.AGREE]
     assert [(row.source, row.layer, row.status, row.wrong) for row in wrong] == [(BUGGY, "softmax", Status.DISAGREE, ("x",))]
     assert all(row.agreed == LAYER_EXAMPLES and row.counterexample is None for row in results.layers if row not in wrong)
-    assert {s.name: s.networks for s in results.sources if s.kind != "oracle"} == {"reference": True, COURSE: False, BUGGY: False, NETWORKS: True}
-    assert {r.implementation for r in results.records} >= {"reference", NETWORKS} and not {r.implementation for r in results.records} & {COURSE, BUGGY}
+    networks = {s.name: s.networks for s in results.sources if s.kind != "oracle"}
+    assert networks == {"reference": True, COURSE: False, BUGGY: False, NETWORKS: True}
+    judged = {r.implementation for r in results.records}  # a source of layers only is not in the network sweep
+    assert judged >= {"reference", NETWORKS} and not judged & {COURSE, BUGGY}
+
+
+def test_unanswered_cases_are_footnoted_and_a_pending_layer_never_reads_as_agreement():
+    tree = Tree(html.render(to_json(_report()))).root  # course: relu agrees, softmax disagrees where it answered, dropout never searched
+    matrix, columns = _matrix(tree)
+    assert columns == ["reference", "course"]  # the source that could not be loaded has no column
+    softmax = matrix["softmax"]["course"]
+    assert "could not answer: axis=0 is not <implemented>" in softmax.attrs["title"]
+    note = softmax.all("sup")[0].all("a")[0].attrs["href"].removeprefix("#")
+    assert "axis=0 is not <implemented>" in tree.by_id(note).content()
+    assert matrix["dropout"]["course"].classes == ["pending"] and matrix["relu"]["course"].classes == ["agree"]
+    assert matrix["relu"]["reference"].classes == ["undeclared"]
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent (make test installs it: scripts/install-browser.sh)")

@@ -23,6 +23,7 @@ there; an undeclared one that differs only at exact zeros is told as a conventio
 from __future__ import annotations
 
 import functools
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ from chainrule.layers.case import LayerCase
 from chainrule.layers.floors import Floors, floors
 from chainrule.noise import SAFETY
 from chainrule.oracles.layers import Judge
+from chainrule.oracles.layers.finite_differences import directional
 from chainrule.sources.ask_layer import Unsupported, answer_layer
 from chainrule.sources.faults import Fault
 from chainrule.sources.implementation import Implementation
@@ -59,10 +61,13 @@ class Entrywise:
         wrong = self.trusted & ~(np.abs(self.got - self.expected) <= self.bound)
         return [tuple(int(i) for i in index) for index in np.argwhere(wrong)]
 
+    direction: bool = False  # a 0-d array: <grads[name], v> along a random direction v, not the gradient itself
+
     @property
     def label(self) -> str:
-        """``y`` or ``grads['x']``"""
-        return "y" if self.name == "y" else f"grads[{self.name!r}]"
+        """``y``, ``grads['x']``, or ``<grads['x'], v>`` along a random direction"""
+        label = "y" if self.name == "y" else f"grads[{self.name!r}]"
+        return f"<{label}, v>" if self.direction else label
 
     @property
     def error(self) -> float:
@@ -184,6 +189,8 @@ def judge_layer(implementation: Implementation, case: LayerCase, judges: list[Ju
 
     for judge in cheap:
         ask(judge)
+    if entries > FD_ENTRIES:
+        comparisons.append(_along_directions(case, reference, got, precision.eps))
     if any(c.status is Status.DISAGREE for c in comparisons) or not any(j.exact for j in cheap):
         for judge in sized:  # a dispute: every judge, the ones that compile per shape too
             if judge not in cheap:
@@ -191,6 +198,24 @@ def judge_layer(implementation: Implementation, case: LayerCase, judges: list[Ju
     if any(c.status is Status.DISAGREE for c in comparisons) and not implementation.kink_derivatives.get(case.layer):
         notes.append(_kink_convention(case, comparisons))
     return LayerVerdict(implementation.name, case, tuple(comparisons), notes=tuple(filter(None, notes)), seconds=seconds)
+
+
+def _along_directions(case: LayerCase, reference: Floors, got: dict[str, np.ndarray], eps: float) -> LayerComparison:
+    """Finite differences on a case too large to difference entry by entry: for each differentiable
+    input n, a random direction v (seeded by the case's shapes) and d/dt <y(n + t v), dy> against
+    <grads[n], v>, bounded by |v| times the floors and SAFETY times the estimate's own error. It
+    names the input, not the entry: the exact judges name entries."""
+    rng = np.random.default_rng(case.size)
+    arrays = []
+    for name in case.differentiable:
+        v = rng.standard_normal(case.inputs[name].shape)
+        value, error = directional(case.layer, case.config, case.inputs, case.dy, {name: v})
+        plain = float(np.sum(reference.grads[name] * v))
+        bound = float(np.sum(np.abs(v) * reference.floors[name])) + ULPS * eps * float(np.abs(reference.grads[name]).max()) * float(
+            np.abs(v).sum()) + SAFETY * error
+        trusted = math.isfinite(value) and math.isfinite(error) and abs(value - plain) <= bound
+        arrays.append(Entrywise(name, np.array(float(np.sum(got[name] * v))), np.array(value), np.array(bound), np.array(trusted), True))
+    return LayerComparison("finite_differences", tuple(arrays), "along one random direction an input (too many entries to difference each)")
 
 
 def _kink_convention(case: LayerCase, comparisons: list[LayerComparison]) -> str:

@@ -8,6 +8,7 @@ Failing "the same way": the same fault kind, or a disagreement on the same first
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -20,10 +21,14 @@ from chainrule.layers.judge import LayerVerdict, judge_layer
 from chainrule.layers.reduce import reduce_spec, same_failure
 from chainrule.layers.strategies import MAX_ENTRIES, Spec, build, specs
 from chainrule.oracles.layers import Judge, available
+from chainrule.sources.ask_layer import Unsupported, answer_layer
+from chainrule.sources.faults import Fault
 from chainrule.sources.implementation import Implementation
 from chainrule.status import Status
 
-__all__ = ["LayerResult", "LayerSummary", "check_layer", "check_layers"]
+__all__ = ["CASE_SECONDS", "LayerResult", "LayerSummary", "check_layer", "check_layers", "entries_budget"]
+
+CASE_SECONDS = 0.05  # the time budget: what the largest case drawn may cost the source (2.5 s for 50 such cases)
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,14 +115,44 @@ def check_layer(implementation: Implementation, layer: str, judges: list[Judge],
     return LayerResult(layer, counts["agreed"], counts["no_evidence"], tuple(reasons), seconds=time.perf_counter() - start)
 
 
+_CALIBRATION = {"linear": (16, 16, 16), "layer_norm": (16, 16, 1), "batch_norm": (4, 4, 16), "group_norm": (4, 2, 2, 16),
+                "embedding": (16, 16, 16), "cross_entropy": (16, 16)}  # dims of about 256 entries; (16, 16) for the others
+
+
+def _seconds(implementation: Implementation, layer: str, dims: tuple[int, ...]) -> tuple[float, int]:
+    """Seconds the source takes to answer one case of these dims (asked twice, as every case is), and its entries."""
+    case = build(Spec(layer, (("p", 0.5),) if layer == "dropout" else (), dims))
+    start = time.perf_counter()
+    answer_layer(implementation, case.layer, case.config, case.inputs, case.dy)
+    return time.perf_counter() - start, case.inputs[case.differentiable[0]].size
+
+
+def entries_budget(implementation: Implementation, layer: str, max_entries: int = MAX_ENTRIES) -> int:
+    """At most how many entries a case of ``layer`` may have for the source to answer it within
+    CASE_SECONDS more than a case of one entry a dim: its seconds per entry timed between a case of
+    about 256 entries and one of 1 (a per-call cost, such as JAX compiling each new shape, is no
+    reason for smaller cases). A power of two between 16 and ``max_entries``; ``max_entries`` when
+    the source is fast, faults or declines."""
+    large = _CALIBRATION.get(layer, (16, 16))
+    try:
+        _seconds(implementation, layer, large)  # a first call starts things up
+        small, _ = _seconds(implementation, layer, tuple(2 if layer.endswith("_norm") else 1 for _ in large))
+        seconds, entries = _seconds(implementation, layer, large)
+    except (Fault, Unsupported):
+        return max_entries
+    allowed = CASE_SECONDS * entries / max(seconds - small, 1e-9)
+    return int(min(max_entries, max(16, 1 << int(math.log2(max(allowed, 1.0))))))
+
+
 def check_layers(implementation: Implementation, layers: tuple[str, ...] | None = None, examples: int = 100, seed: int = 0,
                  judges: list[Judge] | None = None, max_entries: int = MAX_ENTRIES, progress=None) -> LayerSummary:
-    """Every layer the source declares (or ``layers`` among them) checked: one LayerResult each."""
+    """Every layer the source declares (or ``layers`` among them) checked: one LayerResult each,
+    its cases within the source's time budget (``entries_budget``)."""
     judges = judges if judges is not None else available()
     wanted = [name for name in LAYER_NAMES if name in implementation.layers and (layers is None or name in layers)]
     results = []
     for layer in wanted:
-        results.append(check_layer(implementation, layer, judges, examples, seed, max_entries))
+        results.append(check_layer(implementation, layer, judges, examples, seed, entries_budget(implementation, layer, max_entries)))
         if progress is not None:
             progress(results[-1])
     return LayerSummary(implementation.name, tuple(results), tuple(j.name for j in judges))

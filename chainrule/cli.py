@@ -269,7 +269,7 @@ def _judge(args, verdict) -> int:
     oracles = [*(args.oracles or []), *plugged] if plugged else args.oracles
     name, unexercised = implementation.name, implementation.unexercised
     layers_only = args.layers is not None or args.layer is not None
-    if implementation.layers or layers_only:
+    if (implementation.layers and args.arch is None) or layers_only:  # --arch: one network case, no layers
         try:
             code, text, fields = _judge_layers(implementation, args)
         except ValueError as error:

@@ -35,7 +35,7 @@ class Raises:
 '''
 KEYS = {
     "schema_version", "chainrule_version", "implementation", "status", "exit_code", "message", "seed", "examples", "arch",
-    "oracles", "counts", "not_exercised", "numerical_range", "counterexample", "qualifications", "disqualified", "precision",
+    "oracles", "counts", "not_exercised", "numerical_range", "counterexample", "qualifications", "disqualified", "precision", "layers",
 }
 
 
@@ -77,7 +77,7 @@ def test_version(capsys):
 
 
 def test_check_accepts_the_reference(capsys):
-    assert main(["check", "chainrule.reference:Reference", "--examples", "30", "--seed", "1"]) == 0
+    assert main(["check", "chainrule.reference:Reference", "--examples", "30", "--seed", "1", "--layer-examples", "5"]) == 0
     assert "agree" in capsys.readouterr().out
 
 
@@ -88,7 +88,7 @@ def test_check_rejects_a_broken_implementation_with_a_counterexample(capsys):
 
 
 def test_json_agreement_counts_the_cases(capsys):
-    code, document, _ = run_json(capsys, "chainrule.reference:Reference", "--examples", "5", "--seed", "1")
+    code, document, _ = run_json(capsys, "chainrule.reference:Reference", "--examples", "5", "--seed", "1", "--layer-examples", "2")
     assert (code, document["status"], document["implementation"]) == (0, "agree", "reference")
     assert (document["seed"], document["examples"], document["counterexample"], document["message"]) == (1, 5, None, None)
     counts = document["counts"]
@@ -135,7 +135,7 @@ def test_json_fault_is_an_error(capsys, throwaway):
 
 def test_json_without_an_oracle_is_an_error(capsys, monkeypatch):
     monkeypatch.setattr("chainrule.plugged.available", lambda names=None: [])  # crosscheck's built-in judges (chainrule.plugged.resolve)
-    code, document, err = run_json(capsys, "chainrule.reference:Reference", "--examples", "5")
+    code, document, err = run_json(capsys, "chainrule.reference:Reference", "--examples", "5", "--layer-examples", "2")
     assert (code, document["status"], document["counterexample"]) == (1, "error", None)
     assert "no oracle" in document["message"] and document["message"] in err
 

@@ -170,7 +170,7 @@ def test_the_report_judges_a_float32_source_in_float32_and_says_so(tmp_path):
     from chainrule.cli import main
     from chainrule.reports.results import from_json, read_json
 
-    assert main(["report", "--impl", "tests.test_declared_precision:Float32Reference", "--examples", "8", "--seed", "1", "--out", str(tmp_path)]) == 0
+    assert main(["report", "--impl", "tests.test_declared_precision:Float32Reference", "--examples", "8", "--seed", "1", "--layer-examples", "2", "--out", str(tmp_path)]) == 0
     report = from_json(read_json(tmp_path / "results.json"))
     source = next(s for s in report.sources if s.name == Float32Reference.name)
     assert source.precision == "float32" and next(s for s in report.sources if s.name == "reference").precision == "float64"

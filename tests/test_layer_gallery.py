@@ -9,9 +9,7 @@ member. In the thorough profile each member is judged on 5 seeds.
 """
 
 import json
-import shlex
 import shutil
-from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -21,17 +19,11 @@ from chainrule.layers.search import check_layer
 from chainrule.oracles.layers import available
 from chainrule.sources.implementation import wrap
 from tests.broken_layers import BUGS, EXPECTED, THRESHOLDS
+from tests.gallery import LAYER_MEMBERS as MEMBERS
 
 THOROUGH = settings.get_current_profile_name().startswith("thorough")
-LAYERS_JS = f"node {shlex.quote(str(Path(__file__).with_name('gallery') / 'layers.js'))}"
-MEMBERS = {
-    "course_numpy": ["tests.gallery.layers_numpy:CourseLayers"],
-    "torch_function": ["tests.gallery.layers_torch:SOURCE"],
-    "jax_custom_vjp": ["tests.gallery.layers_jax:SOURCE"],
-    "plain_js_layers": ["--cmd", LAYERS_JS],
-}
 # jax.custom_vjp compiles each new shape (about 0.3 s a call): fewer cases a layer in the default run
-EXAMPLES = {"jax_custom_vjp": 4}
+EXAMPLES = {"jax_custom_vjp": 2}
 SEEDS = (1, 2, 3, 4, 5) if THOROUGH else (1,)
 
 

@@ -282,7 +282,7 @@ def report(site, tmp_path_factory):
     if shutil.which("node") is None:
         pytest.skip("Node.js is not installed")
     out = tmp_path_factory.mktemp("report")
-    code, stdout, stderr = _run(["report", "--out", str(out), "--examples", "10", "--seed", "1", "--impl", "tests.broken:bias_averaged",
+    code, stdout, stderr = _run(["report", "--out", str(out), "--examples", "10", "--seed", "1", "--layer-examples", "2", "--impl", "tests.broken:bias_averaged",
                                  "--oracle-cmd", PLAIN_JS, "--oracle", AUTOGRAD_BROKEN])
     text = (out / "index.html").read_text(encoding="utf-8")
     return {"code": code, "stderr": stderr, "out": out, "tree": Tree(text).root, "data": read_json(out / "results.json")}
@@ -315,13 +315,13 @@ def test_report_has_a_column_and_a_row_per_qualified_oracle_and_fails_the_broken
 @pytest.mark.xdist_group("plugged-oracles-report")  # one worker makes the report they share
 def test_results_json_carries_plugged_oracles_and_refuses_files_of_the_schema_before_them(report):
     data = report["data"]
-    assert data["schema_version"] == 2 and [s["name"] for s in data["sources"] if s["plugged"]] == [
+    assert data["schema_version"] == 3 and [s["name"] for s in data["sources"] if s["plugged"]] == [
         "autograd (bug: softplus' = softplus)", "plain-js", "autograd"]  # --oracle, --oracle-cmd, then installed
     assert from_json(data) == from_json(to_json(from_json(data)))
     older = to_json(from_json(data)) | {"schema_version": 1}
     for source in older["sources"]:
         del source["plugged"]  # as version 1 wrote it, before Source.plugged
-    with pytest.raises(ValueError, match="got schema_version 1, .* reads schema_version 2"):
+    with pytest.raises(ValueError, match="got schema_version 1, .* reads schema_version 3"):
         from_json(older)
     plugged = next(f for f in dataclasses.fields(Source) if f.name == "plugged")
     assert plugged.default is False

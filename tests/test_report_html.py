@@ -115,7 +115,7 @@ class Tree(HTMLParser):
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     stdout, stderr = io.StringIO(), io.StringIO()
-    argv = ["report", "--out", str(out), "--examples", str(EXAMPLES), "--seed", str(SEED)]
+    argv = ["report", "--out", str(out), "--examples", str(EXAMPLES), "--seed", str(SEED), "--layer-examples", "2"]
     for plugin in PLUGINS:
         argv += ["--impl", plugin]
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):

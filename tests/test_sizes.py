@@ -127,7 +127,7 @@ def test_bounds_are_kept_by_the_search_and_the_coverage_cases():
 
 
 def test_check_takes_size_bounds_and_rejects_bad_ones(capsys):
-    argv = ["check", "chainrule.reference:Reference", "--examples", "30", "--seed", "2", "--in-process"]
+    argv = ["check", "chainrule.reference:Reference", "--examples", "30", "--seed", "2", "--in-process", "--layer-examples", "2"]
     assert main(argv + ["--max-width", "7", "--max-batch", "3", "--max-depth", "2"]) == 0
     out = capsys.readouterr().out
     reached = out.partition("sizes up to width ")[2].split(" (")[0]  # "W, N n, depth d"

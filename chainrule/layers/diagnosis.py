@@ -132,17 +132,17 @@ def _shape(case: LayerCase, name: str, got: np.ndarray, expected: np.ndarray) ->
     close = lambda a, b: float(np.abs(a - b).max(initial=0.0)) <= 1e-9 * max(scale, float(np.abs(b).max(initial=0.0)))  # noqa: E731
     if not np.any(got) and np.any(expected):
         return f"{label} is all zeros"
-    if np.any(expected):
-        factor = float(got.ravel() @ expected.ravel() / (expected.ravel() @ expected.ravel()))
-        if math.isfinite(factor) and close(got, factor * expected):
-            named = [text for text, value in _named_factors(case).items() if abs(factor - value) <= 1e-9 * abs(value)]
-            return f"{label} is off by a constant factor {factor:.6g}" + (f" ({named[0]})" if named else "")
     weight = _weight_along_x(case) if name == "x" else None
     if weight is not None and np.all(weight != 0):
         if close(got, expected / weight):
             return f"{label} lacks the factor weight (gamma): it is right only where gamma = 1"
         if close(got, expected * weight):
             return f"{label} has the factor weight (gamma) twice"
+    if np.any(expected):
+        factor = float(got.ravel() @ expected.ravel() / (expected.ravel() @ expected.ravel()))
+        if math.isfinite(factor) and close(got, factor * expected):
+            named = [text for text, value in _named_factors(case).items() if abs(factor - value) <= 1e-9 * abs(value)]
+            return f"{label} is off by a constant factor {factor:.6g}" + (f" ({named[0]})" if named else "")
     if name == "x":
         diagonal = _jacobian_diagonal(case)
         if diagonal is not None and close(got, case.dy * diagonal) and not close(expected, case.dy * diagonal):

@@ -43,7 +43,7 @@ from chainrule.status import Status, strongest
 __all__ = ["FD_ENTRIES", "ULPS", "Entrywise", "LayerComparison", "LayerVerdict", "judge_layer"]
 
 ULPS = 16  # rounding of another correct formula, in units of its precision's eps times the array's scale
-FD_ENTRIES = 512  # differentiable entries up to which finite differences judge every entry; above, random directions
+FD_ENTRIES = 512  # differentiable entries up to which finite differences judge every entry; above, along one random direction an input
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,9 +71,10 @@ class Entrywise:
 
     @property
     def error(self) -> float:
-        """The worst difference over the compared entries, relative to the array's largest expected value."""
-        scale = max(float(np.abs(self.expected).max(initial=0.0)), 1e-300)
-        return float(np.where(self.trusted, np.abs(self.got - self.expected), 0.0).max(initial=0.0)) / scale
+        """The worst difference over the compared entries, relative to the array's largest value (expected or got)."""
+        difference = float(np.where(self.trusted, np.abs(self.got - self.expected), 0.0).max(initial=0.0))
+        scale = max(float(np.abs(self.expected).max(initial=0.0)), float(np.abs(self.got).max(initial=0.0)))
+        return difference / scale if difference else 0.0
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,8 +12,9 @@ import math
 import time
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, Phase, Verbosity, assume, given, settings
+from hypothesis import HealthCheck, Phase, Verbosity, assume, given, reject, settings
 from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Unsatisfiable
 
 from chainrule.layers.contract import LAYER_NAMES
 from chainrule.layers.diagnosis import LayerDiagnosis, diagnose
@@ -97,16 +98,19 @@ def check_layer(implementation: Implementation, layer: str, judges: list[Judge],
         if verdict.failed and (not first or same_failure(verdict, first[0])):
             first[:1] = [verdict]
             raise _Failed(verdict, spec)
+        if verdict.status is Status.SKIPPED:  # not exercised: the search spends its cases elsewhere
+            reasons[verdict.unsupported] = None
+            reject()
         if not first:
             if verdict.status is Status.AGREE:
                 counts["agreed"] += 1
-            elif verdict.status is Status.SKIPPED:
-                reasons[verdict.unsupported] = None
             elif not verdict.failed:
                 counts["no_evidence"] += 1
 
     try:
         prop()
+    except Unsatisfiable:  # every case drawn was unsupported
+        pass
     except _Failed as failed:
         spec, verdict = reduce_spec(implementation, failed.spec, failed.verdict, judges)
         diagnosis = diagnose(implementation, spec, verdict, judges)
@@ -136,8 +140,10 @@ def entries_budget(implementation: Implementation, layer: str, max_entries: int 
     large = _CALIBRATION.get(layer, (16, 16))
     try:
         _seconds(implementation, layer, large)  # a first call starts things up
-        small, _ = _seconds(implementation, layer, tuple(2 if layer.endswith("_norm") else 1 for _ in large))
         seconds, entries = _seconds(implementation, layer, large)
+        if seconds <= CASE_SECONDS:
+            return max_entries
+        small, _ = _seconds(implementation, layer, tuple(2 if layer.endswith("_norm") else 1 for _ in large))
     except (Fault, Unsupported):
         return max_entries
     allowed = CASE_SECONDS * entries / max(seconds - small, 1e-9)

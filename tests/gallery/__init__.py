@@ -20,6 +20,12 @@ authors would write them (not hardened against chainrule), each with one injecte
 chainrule must accept every correct member (tests/test_gallery.py) and reject every bug with the
 wrong tensor named. ``sweep.py`` runs them all on more seeds and prints a table.
 
+Layer sources (docs/layers.md, ``LAYER_MEMBERS``; tests/test_layer_gallery.py, their bugs in
+tests/broken_layers.py): ``layers_numpy`` (a course assignment's ``*_forward`` returning a cache and
+``*_backward(dout, cache)``), ``layers_torch`` (torch.autograd.Functions with hand-written
+backward, through ``chainrule.torch_function_layers``), ``layers_jax`` (jax.custom_vjps through
+``chainrule.jax_custom_vjp_layers``), ``layers.js`` (Node.js over JSON lines).
+
 In the thorough Hypothesis profile only (``THOROUGH_MEMBERS``): ``tf_net``, TensorFlow in float64
 over JSON lines from a virtual environment of its own (.venv-tf, made by scripts/tf-venv.sh).
 """
@@ -62,6 +68,13 @@ BUGGED = {
     "torch_functional": ["tests.gallery.torch_functional:TorchFunctionalWrongSoftplus"],
     "jax_nn": ["tests.gallery.jax_nn:JaxNNWrongElu"],
     "autograd_tanh_sigmoid": ["tests.gallery.autograd_tanh_sigmoid:AutogradTanhSigmoidWrongSigmoid"],
+}
+# The layer sources, as ``chainrule check`` is given them.
+LAYER_MEMBERS = {
+    "course_numpy": ["tests.gallery.layers_numpy:CourseLayers"],
+    "torch_function": ["tests.gallery.layers_torch:SOURCE"],
+    "jax_custom_vjp": ["tests.gallery.layers_jax:SOURCE"],
+    "plain_js_layers": ["--cmd", f"node {shlex.quote(str(Path(__file__).with_name('layers.js')))}"],
 }
 # Members judged in the thorough Hypothesis profile only (a TensorFlow install of its own), and
 # their bugs.

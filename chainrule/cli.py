@@ -317,6 +317,15 @@ def _judge_layers(implementation, args) -> tuple[Exit, str, dict]:
     import random
 
     from chainrule.layers.contract import LAYER_NAMES
+    from chainrule.layers.search import JUDGED
+
+    def judged(names: list[str], option: str) -> None:
+        unknown = [name for name in names if name not in LAYER_NAMES]
+        if unknown:
+            raise ValueError(f"{option}: unknown {', '.join(unknown)}; the contract's: {', '.join(LAYER_NAMES)}")
+        later = [name for name in names if name not in JUDGED]
+        if later:
+            raise ValueError(f"{option}: {', '.join(later)} is in the contract, but this version of chainrule does not judge it yet")
     from chainrule.layers.text import format_layer_failure, format_layer_summary, layer_fields, verdict_fields
 
     seed = random.randrange(2**32) if args.seed is None else args.seed
@@ -325,8 +334,7 @@ def _judge_layers(implementation, args) -> tuple[Exit, str, dict]:
         from chainrule.layers.strategies import given_case, parse_shapes
         from chainrule.oracles.layers import available
 
-        if args.layer not in LAYER_NAMES:
-            raise ValueError(f"--layer: unknown layer {args.layer!r}; the contract's: {', '.join(LAYER_NAMES)}")
+        judged([args.layer], "--layer")
         if args.shapes is None:
             raise ValueError("--layer needs --shapes, e.g. 'x=2,3 weight=4,3 bias=4'")
         try:
@@ -342,9 +350,7 @@ def _judge_layers(implementation, args) -> tuple[Exit, str, dict]:
         return code, text, verdict_fields(judged, seed)
     from chainrule.layers.search import check_layers
 
-    unknown = [name for name in args.layers or () if name not in LAYER_NAMES]
-    if unknown:
-        raise ValueError(f"--layers: unknown {', '.join(unknown)}; the contract's: {', '.join(LAYER_NAMES)}")
+    judged(args.layers or [], "--layers")
     summary = check_layers(implementation, tuple(args.layers) if args.layers else None, examples=args.layer_examples, seed=seed)
     lines = [format_layer_summary(summary)]
     for result in summary.results:

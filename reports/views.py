@@ -238,7 +238,7 @@ def _layer_cell(row: LayerRow | None, failure: str, note: int) -> LayerCell:
 
 
 def _layers(report: Report, columns: tuple[str, ...]) -> tuple:
-    """The layers' matrix (the contract's layers x ``columns``), its failures with their ids, its footnotes."""
+    """The layers' matrix (the contract's layers that were searched x ``columns``), its failures with their ids, its footnotes."""
     rows = {(row.source, row.layer): row for row in report.layers}
     failures = tuple((f"layer-failure-{k}", row) for k, row in enumerate(r for r in report.layers if r.counterexample is not None))
     notes = tuple((k, row) for k, row in enumerate((r for r in report.layers if r.unsupported), start=1))
@@ -248,7 +248,8 @@ def _layers(report: Report, columns: tuple[str, ...]) -> tuple:
     def cell(key: tuple[str, str]) -> LayerCell:
         return _layer_cell(rows.get(key), failure_of.get(key, ""), note_of.get(key, 0))
 
-    return tuple((layer, tuple(cell((source, layer)) for source in columns)) for layer in LAYER_NAMES), failures, notes
+    searched = [layer for layer in LAYER_NAMES if any(row.layer == layer for row in report.layers)]  # the layers this version judges
+    return tuple((layer, tuple(cell((source, layer)) for source in columns)) for layer in searched), failures, notes
 
 
 def _article(report: Report) -> tuple:

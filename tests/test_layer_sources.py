@@ -450,11 +450,12 @@ def test_jax_custom_vjp_wrapper_agrees_with_numpy():
 
     softmax.defvjp(lambda x, axis: (softmax(x, axis), softmax(x, axis)), softmax_backward)
     source = chainrule.jax_custom_vjp_layers({"linear": linear, "softmax": softmax}, name="jax-linear")
+    before = jax.config.jax_enable_x64  # another test in this process may have left it on: it must come back as it was
     _agrees(source)
     x = np.random.default_rng(6).normal(size=(2, 3))
     y, _ = answer_layer(wrap(source), "softmax", {"axis": 0}, {"x": x}, np.ones((2, 3)))
     np.testing.assert_allclose(y, np.exp(x) / np.exp(x).sum(0), rtol=1e-13)
-    assert not jax.config.jax_enable_x64, "x64 is on only inside the call"
+    assert jax.config.jax_enable_x64 == before, "x64 is on only inside the call"
 
 
 def _agrees(source):

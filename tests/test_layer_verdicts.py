@@ -7,10 +7,9 @@ import pytest
 from hypothesis import settings
 
 from chainrule.cli import main
-from chainrule.layers.contract import LAYER_NAMES
 from chainrule.layers.floors import floors
 from chainrule.layers.judge import judge_layer
-from chainrule.layers.search import check_layer, check_layers
+from chainrule.layers.search import JUDGED, check_layer, check_layers
 from chainrule.layers.strategies import given_case
 from chainrule.layers.text import format_layer_failure
 from chainrule.oracles.layers import available
@@ -37,7 +36,7 @@ class TorchFunctional:
         return torch_vjp.vjp(layer, config, inputs, dy)
 
 
-@pytest.mark.parametrize("layer", LAYER_NAMES)
+@pytest.mark.parametrize("layer", JUDGED)
 def test_torch_functional_is_accepted(layer, judges):
     result = check_layer(wrap(TorchFunctional()), layer, judges, examples=60 if THOROUGH else 25, seed=7)
     assert result.failure is None, format_layer_failure(result.failure, result.diagnosis)

@@ -14,7 +14,7 @@ import os
 import pytest
 
 from chainrule.cli import main
-from chainrule.layers.contract import LAYER_NAMES
+from chainrule.layers.search import JUDGED as LAYER_NAMES  # the layers this version judges
 from chainrule.reference import Reference
 from chainrule.reports import html
 from chainrule.reports.records import Status

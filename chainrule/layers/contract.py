@@ -31,6 +31,7 @@ class Input:
     name: str
     kind: str = "float"  # "float" (float64), "index" (int64) or "mask" (bool)
     differentiable: bool = True
+    optional: bool = False  # present or absent (attention's mask); every other input is always given
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class LayerSpec:
 
 
 _X = Input("x")
+_CONV = (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1))
+_POOL = (("kernel_size", REQUIRED), ("stride", None), ("padding", 0))  # stride None: the kernel_size
 _AFFINE = (_X, Input("weight"), Input("bias"))
 
 LAYERS: dict[str, LayerSpec] = {
@@ -71,6 +74,12 @@ LAYERS: dict[str, LayerSpec] = {
         LayerSpec("group_norm", _AFFINE, (("num_groups", REQUIRED), ("eps", EPS))),
         LayerSpec("embedding", (Input("indices", "index", False), Input("weight"))),
         LayerSpec("dropout", (_X, Input("mask", "mask", False)), (("p", REQUIRED),)),
+        LayerSpec("conv1d", _AFFINE, _CONV),
+        LayerSpec("conv2d", _AFFINE, _CONV),
+        LayerSpec("max_pool2d", (_X,), _POOL),
+        LayerSpec("avg_pool2d", (_X,), _POOL + (("count_include_pad", True),)),
+        LayerSpec("attention", (Input("q"), Input("k"), Input("v"), Input("mask", "mask", False, optional=True)),
+                  (("causal", False), ("scale", None))),
         LayerSpec("mse_loss", (Input("input"), Input("target"))),
         LayerSpec("cross_entropy", (Input("input"), Input("target", "index", False))),
     )

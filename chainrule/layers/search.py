@@ -22,13 +22,15 @@ from chainrule.layers.judge import LayerVerdict, judge_layer
 from chainrule.layers.reduce import reduce_spec, same_failure
 from chainrule.layers.strategies import MAX_ENTRIES, Spec, build, specs
 from chainrule.oracles.layers import Judge, available
+from chainrule.reference.layers import PAIRS
 from chainrule.sources.ask_layer import Unsupported, answer_layer
 from chainrule.sources.faults import Fault
 from chainrule.sources.implementation import Implementation
 from chainrule.status import Status
 
-__all__ = ["CASE_SECONDS", "LayerResult", "LayerSummary", "check_layer", "check_layers", "entries_budget"]
+__all__ = ["CASE_SECONDS", "JUDGED", "LayerResult", "LayerSummary", "check_layer", "check_layers", "entries_budget"]
 
+JUDGED = tuple(name for name in LAYER_NAMES if name in PAIRS)  # the contract's layers this version judges (the reference has them)
 CASE_SECONDS = 0.05  # the time budget: what the largest case drawn may cost the source (2.5 s for 50 such cases)
 
 
@@ -60,6 +62,7 @@ class LayerSummary:
     implementation: str
     results: tuple[LayerResult, ...]
     judges: tuple[str, ...]
+    not_judged: tuple[str, ...] = ()  # declared layers of the contract this version does not judge yet
 
     @property
     def failed(self) -> bool:
@@ -155,10 +158,12 @@ def check_layers(implementation: Implementation, layers: tuple[str, ...] | None 
     """Every layer the source declares (or ``layers`` among them) checked: one LayerResult each,
     its cases within the source's time budget (``entries_budget``)."""
     judges = judges if judges is not None else available()
-    wanted = [name for name in LAYER_NAMES if name in implementation.layers and (layers is None or name in layers)]
+    wanted = [name for name in JUDGED if name in implementation.layers and (layers is None or name in layers)]
+    explicit = implementation.layers != LAYER_NAMES  # a source without a ``layers`` declaration is asked what is judged, silently
+    not_judged = tuple(name for name in implementation.layers if explicit and name not in JUDGED and (layers is None or name in layers))
     results = []
     for layer in wanted:
         results.append(check_layer(implementation, layer, judges, examples, seed, entries_budget(implementation, layer, max_entries)))
         if progress is not None:
             progress(results[-1])
-    return LayerSummary(implementation.name, tuple(results), tuple(j.name for j in judges))
+    return LayerSummary(implementation.name, tuple(results), tuple(j.name for j in judges), not_judged)

@@ -55,6 +55,8 @@ def _line(result: LayerResult) -> str:
 def format_layer_summary(summary: LayerSummary) -> str:
     lines = [f"{summary.implementation}: layers judged by {', '.join(summary.judges)}"]
     lines += [f"  {_line(r)}" for r in summary.results]
+    if summary.not_judged:
+        lines.append(f"  not judged by this version of chainrule (declared, in the contract): {', '.join(summary.not_judged)}")
     return "\n".join(lines)
 
 

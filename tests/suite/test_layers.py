@@ -3,13 +3,12 @@
 import pytest
 from hypothesis import settings
 
-from chainrule.layers.contract import LAYER_NAMES
-from chainrule.layers.search import check_layer
+from chainrule.layers.search import JUDGED, check_layer
 from chainrule.layers.text import format_layer_failure
 from chainrule.oracles.layers import available
 
 
-@pytest.mark.parametrize("layer", LAYER_NAMES)
+@pytest.mark.parametrize("layer", JUDGED)
 def test_layer_agrees(implementation, layer):
     """The loaded Hypothesis profile's number of cases of the layer (seed 0), each judged by torch,
     JAX and finite differences; a failure is reduced, diagnosed and printed as code."""

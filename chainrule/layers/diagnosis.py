@@ -3,8 +3,8 @@
 From the reduced spec (chainrule.layers.reduce), variations are judged again:
 - each dim > 1 set to 1 ("only when N > 1") and one less ("fails at D = 9, passes at D = 8");
 - a norm's or an elementwise layer's input one rank lower ("only at rank 3 and above");
-- the values drawn plainly instead of as integers ("only with repeated indices", "only at
-  exact zeros of x");
+- the values drawn plainly instead of as integers ("only at exact zeros of x"), an embedding's
+  indices made distinct ("repeated indices");
 - dropout at p = 0 ("only when p > 0"); an explicit config key is one its default passes.
 The wrong gradient against the reference: all zeros, a constant factor (named when it is
 1 - p, 1/(1 - p), N, a power of 2 ...), or only the diagonal of the layer's Jacobian (each output's
@@ -20,7 +20,7 @@ import numpy as np
 
 from chainrule.layers.case import LayerCase
 from chainrule.layers.contract import ELEMENTWISE
-from chainrule.layers.judge import LayerVerdict
+from chainrule.layers.judge import LayerVerdict, judge_layer
 from chainrule.layers.reduce import same_failure, verdict_of
 from chainrule.layers.strategies import Spec
 from chainrule.oracles.layers import Judge
@@ -83,6 +83,8 @@ def _needs(implementation: Implementation, spec: Spec, verdict: LayerVerdict, ju
     if spec.style != "normal":
         what = {"embedding": "repeated indices"}.get(spec.layer, "exact zeros or ties in the inputs (integer values)")
         needs.append(f"{what}: it passes with values drawn plainly")
+    if spec.layer == "embedding" and _distinct_passes(implementation, verdict, judges):
+        needs.append("repeated indices: it passes when every index differs")
     config = dict(spec.config)
     if spec.layer == "dropout" and config.get("p", 0.0) > 0 and _fails(implementation, spec.with_config(p=0.0), verdict, judges) is False:
         needs.append(f"p > 0 (p = {config['p']:g} here): it passes at p = 0")
@@ -92,11 +94,23 @@ def _needs(implementation: Implementation, spec: Spec, verdict: LayerVerdict, ju
     return needs
 
 
+def _distinct_passes(implementation: Implementation, verdict: LayerVerdict, judges: list[Judge]) -> bool:
+    """For embedding indices with a repeat: whether the same case with every index distinct (weight
+    given rows enough, the case's rows kept) passes."""
+    case = verdict.case
+    indices, weight = case.inputs["indices"], case.inputs["weight"]
+    if len(np.unique(indices)) == indices.size:
+        return False
+    rows = np.concatenate([weight, np.random.default_rng(0).standard_normal((max(0, indices.size - len(weight)), weight.shape[1]))])
+    distinct = LayerCase(case.layer, case.config, {"indices": np.arange(indices.size).reshape(indices.shape), "weight": rows}, case.dy)
+    return not judge_layer(implementation, distinct, judges).failed
+
+
 def _named_factors(case: LayerCase) -> dict[str, float]:
     """The constant factors a forgotten or doubled term often is, by name (the case's own first)."""
     named = {}
     if "p" in case.config:
-        named |= {"1 - p": 1 - case.config["p"], "1/(1 - p)": 1 / (1 - case.config["p"])}
+        named |= {"1 - p: the factor 1/(1 - p) is missing": 1 - case.config["p"], "1/(1 - p): the factor 1/(1 - p) twice": 1 / (1 - case.config["p"])}
     if case.layer in ("cross_entropy", "mse_loss"):
         N, size = len(case.inputs["input"]), case.inputs["input"].size
         named |= {f"N = {N}": float(N), f"1/N = 1/{N}": 1 / N, f"the size {size}": float(size), f"1/size = 1/{size}": 1 / size}

@@ -112,6 +112,8 @@ def build(spec: Spec) -> LayerCase | None:
         inputs, y_shape = {"input": values((N, C)), "target": rng.integers(0, C, N).astype(np.int64)}, ()
     else:
         raise ValueError(f"no strategy for layer {layer!r}")
+    if "weight" in inputs and np.all(inputs["weight"] == 1.0):  # all ones would hide a missing weight factor
+        inputs["weight"] = inputs["weight"] + 1.0
     return LayerCase(layer, full_config(layer, config), inputs, _cotangent(rng, y_shape))
 
 

@@ -23,7 +23,7 @@ from tests.gallery import LAYER_MEMBERS as MEMBERS
 
 THOROUGH = settings.get_current_profile_name().startswith("thorough")
 # jax.custom_vjp compiles each new shape (about 0.3 s a call): fewer cases a layer in the default run
-EXAMPLES = {"jax_custom_vjp": 2}
+EXAMPLES = {"jax_custom_vjp": 15 if THOROUGH else 2}
 SEEDS = (1, 2, 3, 4, 5) if THOROUGH else (1,)
 
 

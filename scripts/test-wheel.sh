@@ -192,6 +192,12 @@ expect_later 0 "chainrule check --cmd 'python examples/python/backprop.py' --exa
 expect_later 1 "chainrule check --cmd 'python examples/python/wrong_backprop.py' --examples 20 --seed 1" \
     "$CR" check --cmd "$PY $EXAMPLES/wrong_backprop.py" --examples 20 --seed 1
 
+layers() {  # the README's layer check: a layer source loaded as MODULE:ATTR from the working directory
+    cp "$EXAMPLES/layers.py" ./layers.py && "$CR" check "layers:$1" --seed 1 --layer-examples 20
+}
+expect_later 0 "chainrule check layers:Layers --seed 1 --layer-examples 20 (examples/python/layers.py)" layers Layers
+expect_later 1 "chainrule check layers:WrongSoftmax --seed 1 --layer-examples 20 (examples/python/layers.py)" layers WrongSoftmax
+
 report() {
     "$CR" report --out ./out --examples 10 || return
     ls -l out/index.html out/results.json

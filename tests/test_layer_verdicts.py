@@ -132,3 +132,21 @@ def test_a_declined_case_is_not_exercised_never_agreement(judges, capsys):
     assert result.failure is None and result.agreed == 0 and result.status is Status.SKIPPED
     assert main(["check", "tests.test_layer_verdicts:Declines", "--layers", "relu", "--seed", "1", "--layer-examples", "5"]) == 2
     assert "nothing could be judged" in capsys.readouterr().out
+
+
+class LastAxisOnly(CourseLayers):
+    """A layer norm over the last axis only (up to 3 features), as fused kernels are, said in layer_configs."""
+
+    name = "layer norm over the last axis"
+    layer_configs = {"layer_norm": {"normalized_shape": [[1], [2], [3]], "eps": [1e-5]}}
+
+    def vjp(self, layer, config, inputs, dy):
+        if layer == "layer_norm" and (len(config["normalized_shape"]) != 1 or config["normalized_shape"][0] > 3 or config["eps"] != 1e-5):
+            raise ValueError(f"asked outside its layer_configs: {config}")
+        return super().vjp(layer, config, inputs, dy)
+
+
+def test_only_the_declared_configs_are_asked(judges):
+    result = check_layer(wrap(LastAxisOnly()), "layer_norm", judges, examples=40, seed=3)
+    assert result.failure is None, format_layer_failure(result.failure)
+    assert result.agreed == 40

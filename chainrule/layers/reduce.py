@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Iterator
 
 from chainrule.layers.judge import LayerVerdict, judge_layer
-from chainrule.layers.strategies import DEFAULT, Spec, build
+from chainrule.layers.strategies import DEFAULT, Spec, build, supported
 from chainrule.oracles.layers import Judge
 from chainrule.sources.implementation import Implementation
 
@@ -32,9 +32,11 @@ def same_failure(verdict: LayerVerdict, first: LayerVerdict) -> bool:
 
 
 def verdict_of(implementation: Implementation, spec: Spec, judges: list[Judge]) -> LayerVerdict | None:
-    """The verdict on the case a spec builds (None when it builds none)."""
+    """The verdict on the case a spec builds (None when it builds none, or one outside the source's layer_configs)."""
     case = build(spec)
-    return None if case is None else judge_layer(implementation, case, judges)
+    if case is None or not supported(case, implementation.layer_configs):
+        return None
+    return judge_layer(implementation, case, judges)
 
 
 def _candidates(spec: Spec) -> Iterator[Spec]:

@@ -20,7 +20,7 @@ from chainrule.layers.contract import LAYER_NAMES
 from chainrule.layers.diagnosis import LayerDiagnosis, diagnose
 from chainrule.layers.judge import LayerVerdict, judge_layer
 from chainrule.layers.reduce import reduce_spec, same_failure
-from chainrule.layers.strategies import MAX_ENTRIES, Spec, build, specs
+from chainrule.layers.strategies import MAX_ENTRIES, Spec, build, specs, supported
 from chainrule.oracles.layers import Judge, available
 from chainrule.reference.layers import PAIRS
 from chainrule.sources.ask_layer import Unsupported, answer_layer
@@ -96,7 +96,7 @@ def check_layer(implementation: Implementation, layer: str, judges: list[Judge],
         if implementation.retired is not None:
             return
         case = build(spec)
-        assume(case is not None)
+        assume(case is not None and supported(case, implementation.layer_configs))
         verdict = judge_layer(implementation, case, judges)
         if verdict.failed and (not first or same_failure(verdict, first[0])):
             first[:1] = [verdict]

@@ -24,7 +24,7 @@ from chainrule.layers.case import LayerCase, shapes_text
 from chainrule.layers.contract import ELEMENTWISE, LAYERS, full_config
 from chainrule.reference.layers import forward
 
-__all__ = ["DEFAULT", "EDGES", "MAX_ENTRIES", "STYLES", "Spec", "build", "given_case", "parse_shapes", "specs"]
+__all__ = ["DEFAULT", "EDGES", "MAX_ENTRIES", "STYLES", "Spec", "build", "given_case", "parse_shapes", "specs", "supported"]
 
 EDGES = (7, 8, 9, 15, 16, 17, 31, 32, 33)  # dims around 2^k, where tiled and chunked loops break
 MAX_ENTRIES = 1024  # entries of the main input at most (the time budget may lower it)
@@ -184,8 +184,13 @@ def specs(draw, layer: str, layer_configs: dict | None = None, max_entries: int 
         shape = dims(draw(st.integers(1, 4)))
         config["axis"] = _key(draw, allowed, "axis", st.integers(-len(shape), len(shape) - 1))
     elif layer == "layer_norm":
-        shape = dims(draw(st.integers(2, 4)))
-        shape = (*shape, draw(st.integers(1, len(shape))))
+        if "normalized_shape" in allowed:  # the trailing dims are one of the listed shapes
+            normalized = tuple(draw(st.sampled_from(list(allowed["normalized_shape"]))))
+            leading = dims(draw(st.integers(max(0, 2 - len(normalized)), max(0, 4 - len(normalized)))))
+            shape = (*leading, *normalized, len(normalized))
+        else:
+            shape = dims(draw(st.integers(2, 4)))
+            shape = (*shape, draw(st.integers(1, len(shape))))
         config["eps"] = _key(draw, allowed, "eps", st.sampled_from(_EPS))
     elif layer == "batch_norm":
         shape = dims(draw(st.integers(2, 4)))
@@ -251,3 +256,9 @@ def given_case(layer: str, config: dict, shapes: dict[str, tuple[int, ...]], see
     except Exception as error:
         raise ValueError(f"--shapes {shapes_text(shapes)} do not fit {layer} with config {config}: {error}") from None
     return LayerCase(layer, config, inputs, _cotangent(rng, np.shape(y)))
+
+
+def supported(case: LayerCase, layer_configs: dict | None) -> bool:
+    """Whether every config value of the case is among those the source lists for its layer."""
+    listed = (layer_configs or {}).get(case.layer, {})
+    return all(case.config[key] in list(values) for key, values in listed.items())

@@ -58,6 +58,7 @@ SLOW_FIRST = (
     "tests/test_gallery.py::test_a_bugged_member_is_rejected_with_the_wrong_tensor_named[jax_nn]",
     "tests/test_sizes.py::test_size_bug_is_caught_at_default_settings_and_reported_at_its_threshold[depth_loop_bound]",  # 25-50
     "tests/test_precision.py::test_the_shipped_suite_accepts_the_numpy_float32_member_in_float32",
+    "tests/test_layer_gallery.py::test_member_is_accepted[jax_custom_vjp",  # 15-20
     "tests/test_report_run.py::test_jobs_give_the_same_records_as_one_process",
     "tests/test_gallery.py::test_crosscheck_accepts_a_correct_member[torch_float16]",
     "tests/test_plugged_oracles.py::test_pytest_option_plugs_oracles_into_the_suite",  # 10-20

@@ -343,7 +343,7 @@ def _judge_layers(implementation, args) -> tuple[Exit, str, dict]:
             raise ValueError(f"--config is not JSON: {error}") from None
         case = given_case(args.layer, config, parse_shapes(args.shapes), seed)
         judged = judge_layer(implementation, case, available())
-        text = format_layer_failure(judged) if judged.failed else (
+        text = format_layer_failure(judged, spec=args.target) if judged.failed else (
             f"{implementation.name}: {case.describe()} (seed {seed}): {judged.status.value}"
             + (f" ({judged.unsupported})" if judged.unsupported else ""))
         code = Exit.DISAGREE if judged.failed else Exit.USAGE if judged.unsupported else Exit.AGREE
@@ -355,7 +355,7 @@ def _judge_layers(implementation, args) -> tuple[Exit, str, dict]:
     lines = [format_layer_summary(summary)]
     for result in summary.results:
         if result.failure is not None:
-            lines += ["", format_layer_failure(result.failure, result.diagnosis)]
+            lines += ["", format_layer_failure(result.failure, result.diagnosis, spec=args.target)]
     lines.append(f"(seed {seed}: {_command(args, '--seed', seed)})")
     if not summary.judged:
         lines.append("nothing could be judged: every case was unsupported or no evidence")

@@ -11,6 +11,7 @@ member. In the thorough profile each member is judged on 5 seeds.
 import json
 import shutil
 
+import numpy as np
 import pytest
 from hypothesis import settings
 
@@ -75,6 +76,12 @@ def test_the_counterexample_is_told_as_code(capsys):
     assert "is wrong on softmax" in out and "grads['x']" in out
     assert "the diagonal of the Jacobian only" in out
     assert "Reproduce:" in out and "source.vjp('softmax', config, inputs, dy)" in out
+    code_ = out.split("Reproduce:\n", 1)[1].split("\n(seed", 1)[0]
+    scope: dict = {}
+    exec(code_, scope)  # the printed code loads the source and asks it the case: the same wrong answer
+    softmax = np.exp(scope["inputs"]["x"]) / np.exp(scope["inputs"]["x"]).sum()
+    right = softmax * (scope["dy"] - (scope["dy"] * softmax).sum())
+    assert not np.allclose(scope["grads"]["x"], right), scope["grads"]
 
 
 def test_one_case_from_the_command_line(capsys):

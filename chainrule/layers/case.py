@@ -53,15 +53,20 @@ class LayerCase:
         inputs = {n: precision.round(a) if a.dtype.kind == "f" else a for n, a in self.inputs.items()}
         return LayerCase(self.layer, self.config, inputs, precision.round(self.dy))
 
-    def reproduction(self, source: str = "source") -> str:
-        """Copy-pastable Python that asks ``source`` this case (float64 values round-trip via repr)."""
+    def reproduction(self, spec: str | None = None) -> str:
+        """Copy-pastable Python that asks ``source`` this case (float64 values round-trip via repr);
+        with ``spec`` (MODULE:ATTR, as ``chainrule check`` is given it), ``source`` is loaded first."""
         arrays = ",\n    ".join(f"{name!r}: {_array(a)}" for name, a in self.inputs.items())
+        module, _, attribute = (spec or "").partition(":")
+        load = (f"import importlib\nsource = importlib.import_module({module!r}).{attribute}\n"
+                "source = source() if isinstance(source, type) else source\n") if module and attribute.isidentifier() else ""
         return (
             "import numpy as np\n"
+            f"{load}"
             f"config = {self.config!r}\n"
             f"inputs = {{\n    {arrays},\n}}\n"
             f"dy = {_array(self.dy)}\n"
-            f"y, grads = {source}.vjp({self.layer!r}, config, inputs, dy)\n"
+            f"y, grads = source.vjp({self.layer!r}, config, inputs, dy)\n"
         )
 
 

@@ -13,7 +13,8 @@ __all__ = ["format_layer_failure", "format_layer_summary", "layer_fields", "verd
 MAX_ENTRIES_SHOWN = 6
 
 
-def format_layer_failure(verdict: LayerVerdict, diagnosis=None, source: str = "source") -> str:
+def format_layer_failure(verdict: LayerVerdict, diagnosis=None, spec: str | None = None) -> str:
+    """The failure as text; ``spec``: the source's MODULE:ATTR, which the reproduction then loads."""
     case = verdict.case
     lines = [f"{verdict.implementation} is wrong on {case.describe()}"]
     if verdict.fault is not None:
@@ -37,7 +38,7 @@ def format_layer_failure(verdict: LayerVerdict, diagnosis=None, source: str = "s
     lines += [f"  note: {note}" for note in verdict.notes]
     if diagnosis is not None:
         lines += ["", "diagnosis:"] + [f"  {line}" for line in str(diagnosis).splitlines()]
-    lines += ["", "Reproduce:", case.reproduction(source)]
+    lines += ["", "Reproduce:", case.reproduction(spec)]
     return "\n".join(lines)
 
 

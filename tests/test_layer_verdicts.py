@@ -150,3 +150,29 @@ def test_only_the_declared_configs_are_asked(judges):
     result = check_layer(wrap(LastAxisOnly()), "layer_norm", judges, examples=40, seed=3)
     assert result.failure is None, format_layer_failure(result.failure)
     assert result.agreed == 40
+
+
+class TwoEntriesOff(CourseLayers):
+    """Two entries of dx off, as a kernel's tile edge would leave them."""
+
+    name = "two entries of dx off"
+
+    def vjp(self, layer, config, inputs, dy):
+        y, grads = super().vjp(layer, config, inputs, dy)
+        dx = grads["x"].copy()
+        dx[5, 17] += 0.01
+        dx[30, 2] -= 0.02
+        return y, grads | {"x": dx}
+
+
+@pytest.mark.parametrize("layer", ["relu", "layer_norm"])
+def test_finite_differences_name_the_wrong_entries_of_a_large_case_by_group_testing(layer, judges):
+    """1,200 entries: too many to difference each; one random direction shows dx is off, and halving
+    the direction's support finds exactly the two wrong entries (finite differences alone judging)."""
+    shapes = {"x": (40, 30)} | ({"weight": (30,), "bias": (30,)} if layer == "layer_norm" else {})
+    case = given_case(layer, {"normalized_shape": [30]} if layer == "layer_norm" else {}, shapes, 1)
+    alone = [j for j in judges if j.name == "finite_differences"]
+    verdict = judge_layer(wrap(TwoEntriesOff()), case, alone)
+    assert verdict.status is Status.DISAGREE and verdict.wrong == ("x",)
+    assert "grads['x'] wrong at [5, 17], [30, 2] (group testing" in verdict.comparisons[0].note
+    assert judge_layer(wrap(CourseLayers()), case, alone).status is Status.AGREE

@@ -43,6 +43,7 @@ from chainrule.status import Status, strongest
 __all__ = ["FD_ENTRIES", "ULPS", "Entrywise", "LayerComparison", "LayerVerdict", "judge_layer"]
 
 ULPS = 16  # rounding of another correct formula, in units of its precision's eps times the array's scale
+GROUP_TESTED = 4  # wrong entries group testing names at most, behind one failing direction
 FD_ENTRIES = 512  # differentiable entries up to which finite differences judge every entry; above, along one random direction an input
 
 
@@ -201,22 +202,51 @@ def judge_layer(implementation: Implementation, case: LayerCase, judges: list[Ju
     return LayerVerdict(implementation.name, case, tuple(comparisons), notes=tuple(filter(None, notes)), seconds=seconds)
 
 
+def _directional(case: LayerCase, reference: Floors, got: dict[str, np.ndarray], name: str, v: np.ndarray, eps: float) -> Entrywise:
+    """<grads[name], v> against d/dt <y(name + t v), dy>, bounded by |v| times the floors, the
+    array's rounding and SAFETY times the estimate's own error; trusted where the reference agrees."""
+    value, error = directional(case.layer, case.config, case.inputs, case.dy, {name: v})
+    plain = float(np.sum(reference.grads[name] * v))
+    bound = (float(np.sum(np.abs(v) * reference.floors[name])) + SAFETY * error
+             + ULPS * eps * float(np.abs(reference.grads[name]).max()) * float(np.abs(v).sum()))
+    trusted = math.isfinite(value) and math.isfinite(error) and abs(value - plain) <= bound
+    return Entrywise(name, np.array(float(np.sum(got[name] * v))), np.array(value), np.array(bound), np.array(trusted), True)
+
+
+def _group_tested(case: LayerCase, reference: Floors, got: dict[str, np.ndarray], name: str, v: np.ndarray, eps: float,
+                  most: int = GROUP_TESTED) -> list[tuple[int, ...]]:
+    """The wrong entries behind a failing direction, by group testing: the direction restricted to
+    each half of the entries it moves, the failing halves halved again, down to single entries
+    (at most ``most`` of them, found with about 2 log2(entries) directional derivatives each)."""
+    found, groups = [], [np.flatnonzero(v)]
+    while groups and len(found) < most:
+        group = groups.pop(0)
+        if len(group) == 1:
+            found.append(tuple(int(i) for i in np.unravel_index(group[0], v.shape)))
+            continue
+        for half in np.array_split(group, 2):
+            restricted = np.zeros_like(v)
+            restricted.flat[half] = v.flat[half]
+            if _directional(case, reference, got, name, restricted, eps).bad:
+                groups.append(half)
+    return found
+
+
 def _along_directions(case: LayerCase, reference: Floors, got: dict[str, np.ndarray], eps: float) -> LayerComparison:
     """Finite differences on a case too large to difference entry by entry: for each differentiable
-    input n, a random direction v (seeded by the case's shapes) and d/dt <y(n + t v), dy> against
-    <grads[n], v>, bounded by |v| times the floors and SAFETY times the estimate's own error. It
-    names the input, not the entry: the exact judges name entries."""
+    input, one random direction v (seeded by the case's size), and where <grads[n], v> is off, its
+    wrong entries found by group testing (named in the comparison's note)."""
     rng = np.random.default_rng(case.size)
-    arrays = []
+    arrays, notes = [], []
     for name in case.differentiable:
         v = rng.standard_normal(case.inputs[name].shape)
-        value, error = directional(case.layer, case.config, case.inputs, case.dy, {name: v})
-        plain = float(np.sum(reference.grads[name] * v))
-        bound = float(np.sum(np.abs(v) * reference.floors[name])) + ULPS * eps * float(np.abs(reference.grads[name]).max()) * float(
-            np.abs(v).sum()) + SAFETY * error
-        trusted = math.isfinite(value) and math.isfinite(error) and abs(value - plain) <= bound
-        arrays.append(Entrywise(name, np.array(float(np.sum(got[name] * v))), np.array(value), np.array(bound), np.array(trusted), True))
-    return LayerComparison("finite_differences", tuple(arrays), "along one random direction an input (too many entries to difference each)")
+        array = _directional(case, reference, got, name, v, eps)
+        arrays.append(array)
+        if array.bad:
+            entries = _group_tested(case, reference, got, name, v, eps)
+            notes.append(f"grads[{name!r}] wrong at {', '.join(str(list(i)) for i in entries)} (group testing along the direction)")
+    note = "along one random direction an input (too many entries to difference each)"
+    return LayerComparison("finite_differences", tuple(arrays), "; ".join([note, *notes]))
 
 
 def _kink_convention(case: LayerCase, comparisons: list[LayerComparison]) -> str:
@@ -224,7 +254,7 @@ def _kink_convention(case: LayerCase, comparisons: list[LayerComparison]) -> str
     if case.layer not in KINK_DERIVATIVES:
         return ""
     x, dy = case.inputs["x"], case.dy
-    bad = [(a, index) for c in comparisons for a in c.arrays for index in a.bad]
+    bad = [(a, index) for c in comparisons for a in c.arrays if not a.direction for index in a.bad]
     if not bad or any(a.name != "x" or x[index] != 0 or dy[index] == 0 for a, index in bad):
         return ""
     values = {round(float(a.got[index] / dy[index]), 12) for a, index in bad}

@@ -4,6 +4,7 @@ Hypothesis shrinks the choices it made: a dim drawn among the boundaries around 
 down to the smallest boundary that fails (9 of 7, 8, 9, ...). This pass goes on, keeping each
 change while the case still fails the same way (``same_failure``):
 
+- a layer norm's last two normalized dims merged into one (its normalized size kept);
 - each dim to 1, to half, one less (a threshold: 9 fails and 8 does not);
 - each config key given explicitly back to its default;
 - the values drawn plainly (normal) instead of integers or zeros, then seed 0;
@@ -40,6 +41,9 @@ def verdict_of(implementation: Implementation, spec: Spec, judges: list[Judge]) 
 
 
 def _candidates(spec: Spec) -> Iterator[Spec]:
+    if spec.layer == "layer_norm" and spec.dims[-1] > 1:  # two normalized dims as one: the same normalized size, one dim fewer
+        *shape, k = spec.dims
+        yield replace(spec, dims=(*shape[:-2], shape[-2] * shape[-1], k - 1))
     for i, d in enumerate(spec.dims):
         for smaller in dict.fromkeys((1, d // 2, d - 1)):
             if 1 <= smaller < d:

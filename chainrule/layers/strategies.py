@@ -26,7 +26,7 @@ from chainrule.reference.layers import forward
 
 __all__ = ["DEFAULT", "EDGES", "MAX_ENTRIES", "STYLES", "Spec", "build", "given_case", "parse_shapes", "specs", "supported"]
 
-EDGES = (7, 8, 9, 15, 16, 17, 31, 32, 33)  # dims around 2^k, where tiled and chunked loops break
+EDGES = (7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65)  # dims around 2^k, where tiled and chunked loops break
 MAX_ENTRIES = 1024  # entries of the main input at most (the time budget may lower it)
 STYLES = ("normal", "integers", "zeros")
 _EPS = (1e-3, 0.1, 1.0)

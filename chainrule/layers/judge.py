@@ -15,6 +15,8 @@ to cancellation where erf is near -1 that the reference's x * ndtr(x) keeps.
 Which judges: the cheap ones on every case (torch; finite differences up to FD_ENTRIES
 differentiable entries; JAX where it has compiled the question's shapes already), and every
 judge, JAX included, on a case some judge disputes: each failure is confirmed by all of them.
+Above FD_ENTRIES, finite differences judge along one random direction an input, and name the
+wrong entries behind a failing direction by group testing.
 
 Declared kink conventions (relu, leaky_relu at an exact 0) replace the contract's derivative
 there; an undeclared one that differs only at exact zeros is told as a convention.

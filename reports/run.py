@@ -34,6 +34,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from chainrule.layers.search import JUDGED
 from chainrule.numerics import numerical_range
 from chainrule.oracles.layers import available as layer_judges
 from chainrule.oracles.registry import available
@@ -120,7 +121,7 @@ def build_report(impls: list[str], cmds: list[str], examples: int, seed: int, jo
             for implementation in networked:
                 numerics += [RangeRow(implementation.name, *dataclasses.astuple(finding)) for finding in numerical_range(implementation, builtins)]
                 progress.advance(ranges)
-            searched = progress.add_task("searching the declared layers", total=sum(len(i.layers) for i in implementations))
+            searched = progress.add_task("searching the declared layers", total=sum(len(set(i.layers) & set(JUDGED)) for i in implementations))
             layers = layer_rows(implementations, judged_layers, layer_examples, seed, lambda: progress.advance(searched))
     finally:
         for implementation in implementations:

@@ -27,8 +27,9 @@ import numpy as np
 
 from chainrule.case import Case, random_case
 from chainrule.compare import Comparison, compare
-from chainrule.contract import KINK_DERIVATIVES, REQUIRED_OUTPUT, SUBDIFFERENTIAL
+from chainrule.contract import KINK_DERIVATIVES, REQUIRED_OUTPUT
 from chainrule.directional import THRESHOLD, as_comparison, directional_check
+from chainrule.kinks import convention_note
 from chainrule.local import on_own_functions
 from chainrule.noise import SAFETY
 from chainrule.oracles.base import OracleGradients, OracleInfo
@@ -232,11 +233,7 @@ def _kink_convention(case: Case, judges: list[Registered], answers, loss, grads,
     at_value = judge_.oracle.gradients(case.arch, case.params, case.X, case.Y, kink_derivatives={name: value})
     if compare(loss, grads, at_value, judge_.info, bounds).status is not Status.AGREE:
         return ""
-    low, high = SUBDIFFERENTIAL[name]
-    if low <= value <= high:
-        return (f"kink convention: {name}'(0) = {value:g} here, the contract's is {contract:g}; everything else agrees. "
-                f"Declare kink_derivatives = {{{name!r}: {value:g}}} if this is intended")
-    return f"{name}'(0) = {value:.10g} here, outside [{low:g}, {high:g}] (the one-sided slopes at 0): wrong, not a convention"
+    return convention_note(name, value)
 
 
 def judge_oracle(judged: Registered, judging: Registered, case: Case, answers, bounds: Sensitivity | None = None) -> Comparison:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from chainrule.contract import KINKED
+from chainrule.contract import KINK_DERIVATIVES, KINKED, SUBDIFFERENTIAL
 from chainrule.oracles.finite_differences import ACTIVATIONS  # the judges' own sigma table, not the reference's
 from chainrule.precision import FLOAT64, Precision
 
-__all__ = ["RADIUS", "rounding_ambiguous"]
+__all__ = ["RADIUS", "convention_note", "rounding_ambiguous"]
 
 # |z| <= RADIUS * (|A_prev| |W|^T + |b|) counts as "within rounding of 0": float64 sums and the
 # activations upstream carry relative errors of a few eps (~1e-15); 1e-10 leaves room for their
@@ -79,3 +79,13 @@ def rounding_ambiguous(arch, params, X: np.ndarray, precision: Precision = FLOAT
             inputs_exact = np.zeros(Z.shape, dtype=bool)
         A_prev = ACTIVATIONS[name](Z)
     return False
+
+
+def convention_note(name: str, value: float) -> str:
+    """What an answer that agrees once d sigma/dz at the exact kinks of ``name`` is ``value``
+    means: a convention to declare when value lies between the one-sided slopes, else wrong."""
+    low, high = SUBDIFFERENTIAL[name]
+    if low <= value <= high:
+        return (f"kink convention: {name}'(0) = {value:g} here, the contract's is {KINK_DERIVATIVES[name]:g}; everything else agrees. "
+                f"Declare kink_derivatives = {{{name!r}: {value:g}}} if this is intended")
+    return f"{name}'(0) = {value:.10g} here, outside [{low:g}, {high:g}] (the one-sided slopes at 0): wrong, not a convention"

@@ -27,10 +27,8 @@ SAMPLES = 4  # perturbed runs besides the plain one
 
 
 class _Perturbed(np.ndarray):
-    """A float array whose every ufunc (operators, @, reductions, np.add.at) is evaluated inexactly."""
-
-    rng: np.random.Generator
-    precision: Precision
+    """A float array whose every ufunc (operators, @, reductions, np.add.at) is evaluated inexactly
+    (the run's generator and precision: ``_STATE``)."""
 
     def __array_ufunc__(self, ufunc, method, *operands, **kwargs):
         plain = [np.asarray(a) if isinstance(a, _Perturbed) else a for a in operands]

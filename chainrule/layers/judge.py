@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chainrule.contract import KINK_DERIVATIVES, SUBDIFFERENTIAL
+from chainrule.contract import KINK_DERIVATIVES
+from chainrule.kinks import convention_note
 from chainrule.layers.case import LayerCase
 from chainrule.layers.floors import Floors, floors
 from chainrule.noise import SAFETY
@@ -263,9 +264,4 @@ def _kink_convention(case: LayerCase, comparisons: list[LayerComparison]) -> str
     if len(values) != 1:
         return ""
     (value,) = values
-    low, high = SUBDIFFERENTIAL[case.layer]
-    contract = KINK_DERIVATIVES[case.layer]
-    if low <= value <= high:
-        return (f"kink convention: {case.layer}'(0) = {value:g} here, the contract's is {contract:g}; everything else agrees. "
-                f"Declare kink_derivatives = {{{case.layer!r}: {value:g}}} if this is intended")
-    return f"{case.layer}'(0) = {value:.10g} here, outside [{low:g}, {high:g}] (the one-sided slopes at 0): wrong, not a convention"
+    return convention_note(case.layer, value)

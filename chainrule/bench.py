@@ -36,7 +36,8 @@ RATIOS = (
     "reference_over_torch_large", "reference_over_forward_large", "fd_speedup_over_naive_small",
     "fd_speedup_over_naive_medium", "randomized_over_torch_fast_large", "crosscheck_per_second_small",
     "crosscheck_per_second_small_in_process", "crosscheck_float32_over_float64_small",
-    "layer_cases_per_second_small", "layer_cases_per_second_small_every_judge",
+    "layer_cases_per_second_small", "layer_cases_per_second_small_every_judge", "window_layer_cases_per_second_small",
+    "reference_conv2d_over_torch_medium",
 )
 TARGETS = {  # the issue's targets: (comparison, bound)
     "reference_over_torch_tiny": ("<=", 0.3), "reference_over_torch_small": ("<=", 0.3),
@@ -44,7 +45,10 @@ TARGETS = {  # the issue's targets: (comparison, bound)
     "reference_over_forward_large": ("<=", 3.5), "fd_speedup_over_naive_small": (">=", 10.0),
     "fd_speedup_over_naive_medium": (">=", 10.0), "randomized_over_torch_fast_large": ("<=", 1.0),
     "crosscheck_per_second_small": (">=", 100.0), "layer_cases_per_second_small": (">=", 50.0),
+    "window_layer_cases_per_second_small": (">=", 20.0), "reference_conv2d_over_torch_medium": ("<=", 3.0),
 }
+WINDOWED = ("conv1d", "conv2d", "max_pool2d", "avg_pool2d", "attention")  # the layers of window_layer_cases_per_second_small
+CONV2D_MEDIUM = {"x": (8, 16, 32, 32), "weight": (32, 16, 3, 3), "bias": (32,)}  # reference_conv2d_over_torch_medium, padding 1
 LAYER_ENTRIES = 64  # "small shapes" of the layer figures: at most this many entries in a layer's main input
 WRONG_BY = 1e-3  # the wrong answer: one entry of dL/dW[layer 1] times (1 + WRONG_BY)
 MIN_SAMPLE = 0.02  # seconds: a fast call is repeated until one timed sample lasts this long
@@ -382,6 +386,7 @@ def _layers(plan: Plan, figures: dict, notes: list[str]) -> None:
     engine = available()
     every = [dataclasses.replace(judge, compiled=None) for judge in engine]
     runs = [(Figure("layer case, judged as the engine does", "small"), engine), (Figure("layer case, every judge on every case", "small"), every)]
+    windowed = Figure("layer case of conv, pooling, attention, judged as the engine does", "small")
     try:
         check_layers(source, examples=2, seed=plan.seed, max_entries=LAYER_ENTRIES)  # the worker, imports, first compilations
         for run in range(plan.crosscheck_repeats):
@@ -392,12 +397,45 @@ def _layers(plan: Plan, figures: dict, notes: list[str]) -> None:
                 figure.seconds.append((time.perf_counter() - start) / max(1, cases))
                 figure.note = (f"{len(summary.results)} layers x {plan.layer_examples} cases, at most {LAYER_ENTRIES} entries, "
                                f"against {', '.join(j.name for j in judges)}; the reference in a worker process")
+                if judges is engine:  # the same run, its conv, pooling and attention cases alone
+                    results = [r for r in summary.results if r.layer in WINDOWED]
+                    windowed.seconds.append(sum(r.seconds for r in results) / max(1, sum(r.agreed + r.no_evidence for r in results)))
+                    windowed.note = f"{len(results)} layers of the run above: {', '.join(r.layer for r in results)}"
                 if summary.failed:
                     notes.append(f"{figure.name}: the reference FAILED on {[r.layer for r in summary.results if r.failure]}")
     finally:
         source.close()
     for figure, _ in runs:
         figures[(figure.name, "small")] = figure
+    figures[(windowed.name, "small")] = windowed
+
+
+def _conv2d(plan: Plan, figures: dict) -> None:
+    """The reference's conv2d forward + VJP against torch's (F.conv2d, then autograd.grad) at
+    CONV2D_MEDIUM, padding 1, float64, interleaved."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from chainrule.layers.contract import full_config
+    from chainrule.reference.layers import vjp
+
+    rng = np.random.default_rng(plan.seed)
+    config = full_config("conv2d", {"padding": 1})
+    inputs = {name: rng.standard_normal(shape) for name, shape in CONV2D_MEDIUM.items()}
+    dy = rng.standard_normal((8, 32, 32, 32))
+    tensors = {name: torch.tensor(a, requires_grad=True) for name, a in inputs.items()}
+    cotangent = torch.tensor(dy)
+
+    def torch_vjp():
+        y = F.conv2d(tensors["x"], tensors["weight"], tensors["bias"], padding=1)
+        return torch.autograd.grad(y, list(tensors.values()), cotangent)
+
+    label = f"x {CONV2D_MEDIUM['x']}, weight {CONV2D_MEDIUM['weight']}"
+    reference, torched = Figure("reference conv2d forward+VJP", label), Figure("torch conv2d forward+VJP", label)
+    _interleaved([(reference, lambda: vjp("conv2d", config, inputs, dy)), (torched, torch_vjp)], plan)
+    figures[(reference.name, "medium")] = reference
+    figures[(torched.name, "medium")] = torched
 
 
 def _ratios(figures: dict) -> dict[str, tuple[float, float]]:
@@ -423,6 +461,9 @@ def _ratios(figures: dict) -> dict[str, tuple[float, float]]:
                          ("layer_cases_per_second_small_every_judge", "layer case, every judge on every case")):
         layer = figures.get((figure, "small"))
         ratios[name] = (1.0 / layer.min, 1.0 / layer.median) if layer else (float("nan"),) * 2
+    windowed = figures.get(("layer case of conv, pooling, attention, judged as the engine does", "small"))
+    ratios["window_layer_cases_per_second_small"] = (1.0 / windowed.min, 1.0 / windowed.median) if windowed else (float("nan"),) * 2
+    ratios["reference_conv2d_over_torch_medium"] = ratio(("reference conv2d forward+VJP", "medium"), ("torch conv2d forward+VJP", "medium"))
     ratios["crosscheck_float32_over_float64_small"] = ratio(
         ("crosscheck per architecture, in-process, float32", "small"), ("crosscheck per architecture, in-process", "small"))
     return ratios
@@ -482,6 +523,7 @@ def run(plan: Plan = FULL, out=None) -> dict[str, float]:
     _randomized(plan, figures, notes)
     _crosscheck(plan, figures, notes)
     _layers(plan, figures, notes)
+    _conv2d(plan, figures)
     ratios = _ratios(figures)
     _report(plan, figures, ratios, notes, out)
     out.flush()

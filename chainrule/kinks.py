@@ -18,7 +18,7 @@ from chainrule.contract import KINK_DERIVATIVES, KINKED, SUBDIFFERENTIAL
 from chainrule.oracles.finite_differences import ACTIVATIONS  # the judges' own sigma table, not the reference's
 from chainrule.precision import FLOAT64, Precision
 
-__all__ = ["RADIUS", "convention_note", "rounding_ambiguous"]
+__all__ = ["RADIUS", "convention_note", "rounding_ambiguous", "tie_note"]
 
 # |z| <= RADIUS * (|A_prev| |W|^T + |b|) counts as "within rounding of 0": float64 sums and the
 # activations upstream carry relative errors of a few eps (~1e-15); 1e-10 leaves room for their
@@ -89,3 +89,10 @@ def convention_note(name: str, value: float) -> str:
         return (f"kink convention: {name}'(0) = {value:g} here, the contract's is {KINK_DERIVATIVES[name]:g}; everything else agrees. "
                 f"Declare kink_derivatives = {{{name!r}: {value:g}}} if this is intended")
     return f"{name}'(0) = {value:.10g} here, outside [{low:g}, {high:g}] (the one-sided slopes at 0): wrong, not a convention"
+
+
+def tie_note(layer: str, rule: str) -> str:
+    """What an answer that agrees once a tied window's gradient follows ``rule`` ("last", "split") means."""
+    where = "is shared equally among its maxima" if rule == "split" else f"goes to its {rule} maximum"
+    return (f"tie convention: a window's gradient {where} here where the window's maxima tie; the contract sends it to the first "
+            f"(row-major); everything else agrees. Declare kink_derivatives = {{{layer!r}: {rule!r}}} if this is intended")

@@ -1,6 +1,8 @@
-"""The judges of the layer contract: torch and JAX agree on random small cases of every layer,
-finite differences agree with torch within their own error estimates, the kink conventions at
-exactly 0, finite differences refusing evidence across a kink, JAX's x64 state left alone."""
+"""The judges of the layer contract: torch and JAX agree on random small cases of every layer and on
+one case of each conv, pool and attention feature, finite differences agree with torch within their
+own error estimates, the kink conventions at exactly 0 and max_pool2d's first maximum at a tie,
+attention as the plain softmax formula in float64, finite differences refusing evidence across a
+kink or a tie, JAX's x64 state left alone."""
 
 import subprocess
 import sys
@@ -12,7 +14,7 @@ import pytest
 from chainrule.layers.contract import ELEMENTWISE, LAYERS, full_config
 from chainrule.oracles.layers.finite_differences import FORWARD
 
-LAYER_NAMES = tuple(FORWARD)  # the layers the judges answer (conv, pooling and attention: not yet)
+LAYER_NAMES = tuple(FORWARD)  # the layers the judges answer
 from chainrule.oracles.layers import JUDGE_TARGETS, available, finite_differences, judges
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +33,34 @@ def _shape(rng, rank: int, low: int = 1, high: int = 4) -> tuple[int, ...]:
     return tuple(int(n) for n in rng.integers(low, high + 1, rank))
 
 
+def _per_axis(rng, values) -> int | list[int]:
+    """A config value: one int per spatial axis as a list, or one int for every axis where they are equal."""
+    values = [int(v) for v in values]
+    return values[0] if len(set(values)) == 1 and rng.random() < 0.5 else values
+
+
+def _window(rng, rank: int, pool: bool) -> tuple[dict, tuple[int, ...]]:
+    """(config, spatial lengths): per axis a kernel of 1 to 3, a stride of 1 to 3 (below, at or above
+    the kernel), padding up to half the kernel, dilation 1 or 2 (conv), lengths that give 1 or 2
+    outputs an axis with up to stride - 1 entries left over."""
+    kernel, stride = rng.integers(1, 4, rank), rng.integers(1, 4, rank)
+    dilation = np.ones(rank, dtype=int) if pool else rng.integers(1, 3, rank)
+    padding = rng.integers(0, kernel // 2 + 1)
+    spatial = dilation * (kernel - 1) + 1 - 2 * padding + rng.integers(0, 2, rank) * stride + rng.integers(0, stride)
+    config = {"stride": _per_axis(rng, stride), "padding": _per_axis(rng, padding)}
+    config |= {"kernel_size": _per_axis(rng, kernel)} if pool else {"dilation": _per_axis(rng, dilation)}
+    return config, tuple(int(n) for n in np.maximum(spatial, 1)) + (() if pool else tuple(int(k) for k in kernel))
+
+
+def _attention_mask(rng, lq: int, lk: int) -> np.ndarray:
+    """A random (Lq, Lk) mask leaving each query i a key j <= i: one key after AND with a causal mask."""
+    mask = rng.random((lq, lk)) < 0.6
+    mask[np.arange(lq), rng.integers(0, np.minimum(np.arange(lq), lk - 1) + 1)] = True
+    return mask
+
+
 def _inputs(layer: str, rng) -> tuple[dict, dict]:
-    """(config, inputs) of a random small case of ``layer``: at most 64 entries an input."""
+    """(config, inputs) of a random small case of ``layer``: at most 64 entries an input (conv's and the pools' x: 240)."""
     normal = lambda *shape: rng.normal(0.0, 1.5, shape)
     eps = float(rng.choice([1e-5, 1e-3, 0.1]))
     if layer == "linear":
@@ -66,6 +94,26 @@ def _inputs(layer: str, rng) -> tuple[dict, dict]:
         indices = rng.integers(0, vocabulary, _shape(rng, int(rng.integers(0, 3)), low=2))
         indices.flat[-1] = indices.flat[0]
         return {}, {"indices": indices, "weight": normal(vocabulary, width)}
+    if layer in ("conv1d", "conv2d"):  # groups 1 to 3 with 1 or 2 input channels each: depthwise at 1
+        rank = 1 if layer == "conv1d" else 2
+        config, sizes = _window(rng, rank, pool=False)
+        groups, per_group, out_per_group = (int(n) for n in rng.integers([1, 1, 1], [4, 3, 3]))
+        n = int(rng.integers(1, 3)) if rank == 1 else 1
+        x, weight = normal(n, groups * per_group, *sizes[:rank]), normal(groups * out_per_group, per_group, *sizes[rank:])
+        return config | {"groups": groups}, {"x": x, "weight": weight, "bias": normal(groups * out_per_group)}
+    if layer in ("max_pool2d", "avg_pool2d"):
+        config, spatial = _window(rng, 2, pool=True)
+        if rng.random() < 0.3:
+            config["stride"] = None  # the kernel_size
+        if layer == "avg_pool2d":
+            config["count_include_pad"] = bool(rng.random() < 0.5)
+        return config, {"x": normal(*_shape(rng, 2, high=2), *spatial)}
+    if layer == "attention":  # Ev = E or not, Lq and Lk apart, mask and causal each present or absent
+        n, heads, lq, lk, e, ev = _shape(rng, 2, high=2) + _shape(rng, 4)
+        inputs = {"q": normal(n, heads, lq, e), "k": normal(n, heads, lk, e), "v": normal(n, heads, lk, ev)}
+        if rng.random() < 0.5:
+            inputs["mask"] = _attention_mask(rng, lq, lk)
+        return {"causal": bool(rng.random() < 0.5), "scale": None if rng.random() < 0.5 else float(rng.uniform(0.2, 1.5))}, inputs
     if layer == "mse_loss":
         shape = _shape(rng, int(rng.integers(0, 4)))
         return {}, {"input": normal(*shape), "target": normal(*shape)}
@@ -83,6 +131,28 @@ def _case(layer: str, seed: int) -> tuple[dict, dict, np.ndarray]:
 
 
 CASES = [pytest.param(layer, seed, id=f"{layer}-{seed}") for layer in LAYER_NAMES for seed in range(SEEDS)]
+# a (5, 6) attention mask that leaves each query i a key j <= i, also after AND with a causal mask
+_MASK = np.array([[1, 0, 0, 0, 0, 1], [0, 1, 0, 1, 0, 0], [1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0], [0, 1, 0, 0, 1, 1]], dtype=bool)
+# id -> (layer, config, shapes or arrays): each feature of the conv, pool and attention configs once,
+# whatever the random cases of the default run happen to draw
+FEATURES = {
+    "conv1d-stride-above-kernel-dilated-grouped": ("conv1d", {"stride": [3], "padding": 1, "dilation": 2, "groups": 2},
+                                                   {"x": (2, 4, 11), "weight": (6, 2, 2), "bias": (6,)}),
+    "conv2d-per-axis-pairs": ("conv2d", {"stride": [1, 2], "padding": [1, 0], "dilation": [2, 1]},
+                              {"x": (1, 2, 6, 5), "weight": (3, 2, 3, 2), "bias": (3,)}),
+    "conv2d-depthwise-stride-below-kernel": ("conv2d", {"stride": 2, "padding": 1, "groups": 3},
+                                             {"x": (1, 3, 5, 5), "weight": (6, 1, 3, 3), "bias": (6,)}),
+    "max_pool2d-strides-below-and-above-kernel": ("max_pool2d", {"kernel_size": [3, 2], "stride": [1, 3], "padding": [1, 1]},
+                                                  {"x": (1, 2, 5, 7)}),
+    "max_pool2d-stride-is-kernel": ("max_pool2d", {"kernel_size": 3, "padding": 1}, {"x": (2, 1, 6, 6)}),
+    "avg_pool2d-real-entries": ("avg_pool2d", {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False},
+                                {"x": (1, 2, 5, 6)}),
+    "avg_pool2d-padding-counted": ("avg_pool2d", {"kernel_size": [2, 3], "padding": [1, 1]}, {"x": (1, 2, 5, 6)}),
+    "attention-mask-and-causal-scale-ev": ("attention", {"causal": True, "scale": 0.6},
+                                           {"q": (1, 2, 5, 4), "k": (1, 2, 6, 4), "v": (1, 2, 6, 3), "mask": _MASK}),
+    "attention-causal-lq-above-lk": ("attention", {"causal": True}, {"q": (2, 1, 6, 3), "k": (2, 1, 4, 3), "v": (2, 1, 4, 3)}),
+    "attention-mask-alone": ("attention", {}, {"q": (1, 2, 5, 4), "k": (1, 2, 6, 4), "v": (1, 2, 6, 4), "mask": _MASK}),
+}
 
 
 def _judge(name: str):
@@ -111,8 +181,16 @@ def _answer(name: str, layer: str, config: dict, inputs: dict, dy: np.ndarray):
     return y, grads, *errors
 
 
-def _torch_and_jax_agree(layer: str, seed: int):
-    config, inputs, dy = _case(layer, seed)
+def _feature(name: str) -> tuple[str, dict, dict, np.ndarray]:
+    """(layer, full config, inputs, dy) of FEATURES[name], the float inputs drawn at random."""
+    layer, config, shapes = FEATURES[name]
+    rng = np.random.default_rng(list(FEATURES).index(name))
+    inputs = {n: a if isinstance(a, np.ndarray) else rng.normal(0.0, 1.5, a) for n, a in shapes.items()}
+    config = full_config(layer, config)
+    return layer, config, inputs, rng.normal(size=np.shape(finite_differences.FORWARD[layer](config, **inputs)))
+
+
+def _torch_and_jax_agree(layer: str, config: dict, inputs: dict, dy: np.ndarray):
     (y_torch, torch_grads), (y_jax, jax_grads) = (_answer(name, layer, config, inputs, dy) for name in ("torch", "jax"))
     tolerance = EXACT.get(layer, EXACT["default"])
     for n, got, expected in [("y", y_jax, y_torch)] + [(f"d/d{n}", jax_grads[n], torch_grads[n]) for n in torch_grads]:
@@ -121,8 +199,7 @@ def _torch_and_jax_agree(layer: str, seed: int):
         assert excess[at] <= 0, f"{n}{list(at)}: got {got[at]!r} (jax), expected {expected[at]!r} (torch) {_where(layer, config, inputs)}"
 
 
-def _finite_differences_agree_with_torch_within_their_errors(layer: str, seed: int):
-    config, inputs, dy = _case(layer, seed)
+def _finite_differences_agree_with_torch_within_their_errors(layer: str, config: dict, inputs: dict, dy: np.ndarray):
     y, grads, errors = _answer("finite_differences", layer, config, inputs, dy)
     y_torch, torch_grads = _judge("torch")(layer, config, inputs, dy)
     assert np.allclose(y, y_torch, rtol=1e-14, atol=1e-14), f"y: got {y!r}, expected {y_torch!r} (torch) {_where(layer, config, inputs)}"
@@ -139,20 +216,27 @@ def _finite_differences_agree_with_torch_within_their_errors(layer: str, seed: i
 
 @pytest.mark.parametrize("layer, seed", CASES)
 def test_torch_and_jax_agree(layer, seed):
-    _torch_and_jax_agree(layer, seed)
+    _torch_and_jax_agree(layer, *_case(layer, seed))
 
 
 @pytest.mark.parametrize("layer, seed", CASES)
 def test_finite_differences_agree_with_torch_within_their_errors(layer, seed):
-    _finite_differences_agree_with_torch_within_their_errors(layer, seed)
+    _finite_differences_agree_with_torch_within_their_errors(layer, *_case(layer, seed))
+
+
+@pytest.mark.parametrize("feature", FEATURES)
+def test_every_judge_agrees_on_each_feature(feature):
+    case = _feature(feature)
+    _torch_and_jax_agree(*case)
+    _finite_differences_agree_with_torch_within_their_errors(*case)
 
 
 @pytest.mark.thorough
 @pytest.mark.parametrize("layer", LAYER_NAMES)
 def test_every_judge_agrees_on_many_cases(layer):
     for seed in range(SEEDS, THOROUGH_SEEDS):
-        _torch_and_jax_agree(layer, seed)
-        _finite_differences_agree_with_torch_within_their_errors(layer, seed)
+        _torch_and_jax_agree(layer, *_case(layer, seed))
+        _finite_differences_agree_with_torch_within_their_errors(layer, *_case(layer, seed))
 
 
 @pytest.mark.parametrize("name", ["torch", "jax"])
@@ -162,6 +246,66 @@ def test_kink_conventions_at_exactly_zero(name, layer):
     _, grads = _judge(name)(layer, {}, {"x": x}, dy)
     expected = dy * np.array([[KINKS[layer]] * 2, [1.0, KINKS[layer]]])  # at -2 the slope below 0: the same number
     assert np.array_equal(grads["x"], expected), f"d/dx: got {grads['x'].tolist()}, expected {expected.tolist()} ({name}) [{layer}]"
+
+
+# max_pool2d at ties: (config, dy ones) -> d/dx, each window's 1 at its first maximum in row-major
+# order, counted by hand over the windows of TIED (a "last" or "split" rule gives other numbers)
+TIED = np.array([[1.0, 3.0, 3.0, 0.0], [3.0, 2.0, 3.0, 3.0], [0.0, 0.0, 0.0, 0.0], [5.0, 5.0, 5.0, 5.0]])
+FIRST_MAXIMUM = {
+    "kernel 2, apart": ({"kernel_size": 2}, [[0, 1, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0], [1, 0, 1, 0]]),
+    "kernel 2, stride 1": ({"kernel_size": 2, "stride": 1}, [[0, 2, 1, 0], [1, 0, 2, 0], [0, 0, 0, 0], [1, 1, 1, 0]]),
+    "kernel 3, stride 1, padding 1": ({"kernel_size": 3, "stride": 1, "padding": 1},
+                                      [[0, 6, 2, 0], [0, 0, 0, 0], [0, 0, 0, 0], [4, 2, 2, 0]]),
+}
+
+
+@pytest.mark.parametrize("name", ["torch", "jax"])
+@pytest.mark.parametrize("window", FIRST_MAXIMUM)
+def test_max_pool2d_sends_a_tie_to_the_first_maximum(name, window):
+    config, expected = FIRST_MAXIMUM[window]
+    config = full_config("max_pool2d", config)
+    x = TIED[None, None]
+    dy = np.ones(np.shape(finite_differences.FORWARD["max_pool2d"](config, x=x)))
+    _, grads = _judge(name)("max_pool2d", config, {"x": x}, dy)
+    assert np.array_equal(grads["x"][0, 0], expected), f"d/dx: got {grads['x'][0, 0].tolist()}, expected {expected} ({name}) [{window}]"
+
+
+@pytest.mark.parametrize("name", ["torch", "jax"])
+@pytest.mark.parametrize("feature", [f for f in FEATURES if f.startswith("attention")])
+def test_attention_is_the_plain_softmax_formula_in_float64(name, feature):
+    """P = softmax(S), S = q k^T scale (-inf where masked); y = P v; dv = P^T dy, dP = dy v^T,
+    dS = P (dP - rowsum(dP P)), dq = dS k scale, dk = dS^T q scale: within float64's rounding."""
+    layer, config, inputs, dy = _feature(feature)
+    q, k, v = inputs["q"], inputs["k"], inputs["v"]
+    allowed = inputs.get("mask", True) & (np.tri(q.shape[2], k.shape[2], dtype=bool) if config["causal"] else True)
+    scale = 1.0 / np.sqrt(q.shape[-1]) if config["scale"] is None else config["scale"]
+    S = np.where(allowed, q @ k.swapaxes(-1, -2) * scale, -np.inf)
+    P = np.exp(S - S.max(axis=-1, keepdims=True))
+    P /= P.sum(axis=-1, keepdims=True)
+    dP = dy @ v.swapaxes(-1, -2)
+    dS = P * (dP - np.sum(dP * P, axis=-1, keepdims=True))
+    expected = {"y": P @ v, "q": dS @ k * scale, "k": dS.swapaxes(-1, -2) @ q * scale, "v": P.swapaxes(-1, -2) @ dy}
+    y, grads = _judge(name)(layer, config, inputs, dy)
+    for n, got in ({"y": y} | grads).items():
+        assert np.allclose(got, expected[n], rtol=1e-13, atol=1e-13), (
+            f"{n}: got {got.tolist()}, expected {expected[n].tolist()} ({name}) [{feature}]")
+
+
+def test_finite_differences_refuse_a_tied_maximum_only():
+    """A window with two equal maxima: a step up moves the window's maximum, a step down does not,
+    a kink at each tied maximum (error inf); every other entry, a tied non-maximum among them, a
+    small finite error."""
+    x = np.array([[1.0, 1.0, 0.0, 2.0], [0.0, -1.0, 3.0, 0.0], [2.0, 0.0, 5.0, 4.0], [2.0, 1.0, 4.0, 4.0]])[None, None]
+    tied = np.zeros((4, 4), dtype=bool)
+    tied[[0, 0, 2, 3], [0, 1, 0, 0]] = True  # the windows' tied maxima: 1, 1 and 2, 2 (the 4s of the last window are not its maximum)
+    expected = np.zeros((4, 4))
+    expected[1, 2], expected[2, 2] = -2.0, 0.5  # the single maxima 3 and 5 take their windows' dy
+    dy = np.array([[[[1.0, -2.0], [3.0, 0.5]]]])
+    _, grads, errors = finite_differences.vjp("max_pool2d", full_config("max_pool2d", {"kernel_size": 2}), {"x": x}, dy)
+    got, error = grads["x"][0, 0][~tied], errors["x"][0, 0][~tied]
+    assert np.all(np.isinf(errors["x"][0, 0][tied])), f"errors at the tied maxima: {errors['x'][0, 0][tied].tolist()}"
+    assert np.all(error <= SMOOTH_ERROR), f"errors elsewhere: {error.tolist()}"
+    assert np.all(np.abs(got - expected[~tied]) <= error), f"d/dx elsewhere: got {got.tolist()}, expected {expected[~tied].tolist()}"
 
 
 @pytest.mark.parametrize("name", ["torch", "jax"])

@@ -5,7 +5,11 @@ From the reduced spec (chainrule.layers.reduce), variations are judged again:
 - a norm's or an elementwise layer's input one rank lower ("only at rank 3 and above");
 - the values drawn plainly instead of as integers ("only at exact zeros of x"), an embedding's
   indices made distinct ("repeated indices");
-- dropout at p = 0 ("only when p > 0"); an explicit config key is one its default passes.
+- dropout at p = 0 ("only when p > 0"); an explicit config key is one its default passes
+  ("stride = 2: it passes at the default stride = 1"; a pool's stride below its kernel:
+  "overlapping windows"); attention with Lq = Lk, or without its mask;
+- a size threshold found by the reduction checked at twice the size below it ("Lk > 32 and
+  not a multiple of 32": a blocked loop's remainder).
 The wrong gradient against the reference: all zeros, a constant factor (named when it is
 1 - p, 1/(1 - p), N, a power of 2 ...), or only the diagonal of the layer's Jacobian (each output's
 dependence on its own input: the cross terms are missing).
@@ -13,16 +17,17 @@ dependence on its own input: the cross terms are missing).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from chainrule.layers.case import LayerCase
-from chainrule.layers.contract import ELEMENTWISE
+from chainrule.layers.contract import ELEMENTWISE, LAYERS, REQUIRED
 from chainrule.layers.judge import LayerVerdict, judge_layer
 from chainrule.layers.reduce import same_failure, verdict_of
-from chainrule.layers.strategies import Spec
+from chainrule.layers.strategies import DEFAULT, POOLS, Spec
 from chainrule.oracles.layers import Judge
 from chainrule.reference.layers import vjp as reference_vjp
 from chainrule.sources.implementation import Implementation
@@ -43,6 +48,11 @@ def dim_labels(spec: Spec) -> tuple[str, ...]:
         "group_norm": ("N", "num_groups", "channels a group") + spatial,
         "embedding": ("V", "D") + tuple(f"indices dim {i}" for i in range(n - 2)),
         "cross_entropy": ("N", "C"),
+        "conv1d": ("N", "C_in", "C_out", "L", "kernel L"),
+        "conv2d": ("N", "C_in", "C_out", "H", "W", "kernel H", "kernel W"),
+        "max_pool2d": ("N", "C", "H", "W"),
+        "avg_pool2d": ("N", "C", "H", "W"),
+        "attention": ("N", "heads", "Lq", "Lk", "E", "Ev"),
     }
     return named.get(layer, tuple(f"x dim {i}" for i in range(n)))[:n]
 
@@ -74,24 +84,49 @@ def _needs(implementation: Implementation, spec: Spec, verdict: LayerVerdict, ju
         if _fails(implementation, replace(spec, dims=spec.dims[:i] + (1,) + spec.dims[i + 1:]), verdict, judges) is False:
             needs.append(f"{label} > 1")
         if d > 2 and _fails(implementation, replace(spec, dims=spec.dims[:i] + (d - 1,) + spec.dims[i + 1:]), verdict, judges) is False:
-            needs.append(f"{label} = {d}: it passes at {label} = {d - 1} (a size threshold)")
+            if _fails(implementation, replace(spec, dims=spec.dims[:i] + (2 * (d - 1),) + spec.dims[i + 1:]), verdict, judges) is False:
+                needs.append(f"{label} > {d - 1} and not a multiple of {d - 1}: it fails at {label} = {d}, "
+                             f"passes at {label} = {d - 1} and {2 * (d - 1)} (a blocked loop's remainder)")
+            else:
+                needs.append(f"{label} = {d}: it passes at {label} = {d - 1} (a size threshold)")
+    if spec.layer == "attention" and spec.dims[2] != spec.dims[3]:
+        Lq, Lk = spec.dims[2:4]
+        if all(_fails(implementation, replace(spec, dims=spec.dims[:2] + (L, L) + spec.dims[4:]), verdict, judges) is False for L in (Lq, Lk)):
+            needs.append(f"Lq != Lk (Lq = {Lq}, Lk = {Lk}): it passes when they are equal")
+    if "mask" in spec.optional and _fails(implementation, replace(spec, optional=()), verdict, judges) is False:
+        needs.append("a mask: it passes without one")
     if spec.layer in _RANKED + ("layer_norm",) and len(spec.dims) > (3 if spec.layer == "layer_norm" else 2 if spec.layer == "batch_norm" else 1):
         lower = spec.dims[:-2] + spec.dims[-1:] if spec.layer == "layer_norm" else spec.dims[:-1]
         if _fails(implementation, replace(spec, dims=lower), verdict, judges) is False:
             rank = len(spec.dims) - (1 if spec.layer == "layer_norm" else 0)
             needs.append(f"rank {rank}: it passes at rank {rank - 1}")
     if spec.style != "normal":
-        what = {"embedding": "repeated indices"}.get(spec.layer, "exact zeros or ties in the inputs (integer values)")
+        what = {"embedding": "repeated indices", "max_pool2d": "tied maxima in a window (integer values)"}.get(
+            spec.layer, "exact zeros or ties in the inputs (integer values)")
         needs.append(f"{what}: it passes with values drawn plainly")
     if spec.layer == "embedding" and _distinct_passes(implementation, verdict, judges):
         needs.append("repeated indices: it passes when every index differs")
     config = dict(spec.config)
     if spec.layer == "dropout" and config.get("p", 0.0) > 0 and _fails(implementation, spec.with_config(p=0.0), verdict, judges) is False:
         needs.append(f"p > 0 (p = {config['p']:g} here): it passes at p = 0")
+    defaults = LAYERS[spec.layer].defaults
     for key, value in spec.config:
-        if key != "p":
-            needs.append(f"{key} = {value!r}: it passes with the default")
+        if defaults[key] == REQUIRED or _fails(implementation, spec.with_config(**{key: DEFAULT}), verdict, judges) is not False:
+            continue  # part of the question (p, kernel_size), or the default fails too
+        if spec.layer in POOLS and key == "stride" and any(s < k for s, k in zip(_axes(value), _axes(config["kernel_size"]))):
+            needs.append(f"overlapping windows (stride {json.dumps(value)} < kernel_size {json.dumps(config['kernel_size'])}): "
+                         "it passes with disjoint windows (stride = kernel_size)")
+        else:
+            default = _NONE_READS[key] if defaults[key] is None else json.dumps(defaults[key])
+            needs.append(f"{key} = {json.dumps(value)}: it passes at the default {key} = {default}")
     return needs
+
+
+_NONE_READS = {"stride": "kernel_size", "scale": "1/sqrt(E)"}  # what a default of None means (a pool's stride, attention's scale)
+
+
+def _axes(value) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, list) else (value, value)
 
 
 def _distinct_passes(implementation: Implementation, verdict: LayerVerdict, judges: list[Judge]) -> bool:

@@ -18,8 +18,11 @@ judge, JAX included, on a case some judge disputes: each failure is confirmed by
 Above FD_ENTRIES, finite differences judge along one random direction an input, and name the
 wrong entries behind a failing direction by group testing.
 
-Declared kink conventions (relu, leaky_relu at an exact 0) replace the contract's derivative
-there; an undeclared one that differs only at exact zeros is told as a convention.
+Declared conventions change the contract's answer for the reference and every judge alike:
+a kink's derivative (relu, leaky_relu at an exact 0) replaces the contract's there, and
+max_pool2d's tie rule ("last", "split") moves a tied window's gradient by the reference's own
+difference between that rule and the contract's "first". An undeclared convention that is all
+that differs (a kink's derivative at exact zeros, or another tie rule) is told as one.
 """
 
 from __future__ import annotations
@@ -27,17 +30,20 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from chainrule.contract import KINK_DERIVATIVES
-from chainrule.kinks import convention_note
+from chainrule.contract import KINK_DERIVATIVES, SUBDIFFERENTIAL
+from chainrule.kinks import convention_note, tie_note
+from chainrule.layers.contract import TIE_RULES
 from chainrule.layers.case import LayerCase
 from chainrule.layers.floors import Floors, floors
 from chainrule.noise import SAFETY
 from chainrule.oracles.layers import Judge
 from chainrule.oracles.layers.finite_differences import directional
+from chainrule.reference.layers.pooling import max_pool2d_dx
 from chainrule.sources.ask_layer import Unsupported, answer_layer
 from chainrule.sources.faults import Fault
 from chainrule.sources.implementation import Implementation
@@ -109,6 +115,7 @@ class LayerVerdict:
     unsupported: str = ""
     notes: tuple[str, ...] = field(default=())
     seconds: float = 0.0
+    convention: str = ""  # what differs, when all that differs is an undeclared convention ("relu'(0) = 1", "tie rule 'last'")
 
     @property
     def status(self) -> Status:
@@ -136,15 +143,31 @@ class LayerVerdict:
         return "disagree" if self.failed else ""
 
 
-def _declared(case: LayerCase, declared: dict) -> np.ndarray | None:
-    """Where the source declares another kink convention for this layer: the mask of x's exact
-    zeros, at which every judge's grads['x'] becomes dy times the declared value (None: none declared)."""
-    if case.layer not in KINK_DERIVATIVES or declared.get(case.layer) is None:
+Adjust = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]  # grads['x'] and its error under a declared convention
+
+
+def _tie_shift(case: LayerCase, rule: str) -> np.ndarray:
+    """How max_pool2d's grads['x'] under ``rule`` differs from the contract's (zero outside tied windows)."""
+    x, dy = case.inputs["x"], case.dy
+    return max_pool2d_dx(case.config, x, dy, rule) - max_pool2d_dx(case.config, x, dy, "first")
+
+
+def _declared(case: LayerCase, implementation: Implementation) -> Adjust | None:
+    """How the source's declared convention for this layer changes every judge's grads['x'] and
+    its error (None: none declared): at x's exact zeros, dy times the declared derivative; at tied
+    windows, the declared tie rule's gradient."""
+    rule = implementation.tie_rules.get(case.layer, "first")
+    if rule != "first":
+        shift = _tie_shift(case, rule)
+        return lambda expected, error: (expected + shift, error)
+    value = implementation.kink_derivatives.get(case.layer)
+    if case.layer not in KINK_DERIVATIVES or value is None:
         return None
-    return case.inputs["x"] == 0
+    kinks = case.inputs["x"] == 0
+    return lambda expected, error: (np.where(kinks, case.dy * value, expected), np.where(kinks, 0.0, error))
 
 
-def _ask_judge(judge: Judge, case: LayerCase, reference: Floors, kinks: np.ndarray | None, value: float | None, eps: float):
+def _ask_judge(judge: Judge, case: LayerCase, reference: Floors, adjust: Adjust | None, eps: float):
     """The judge's (y, grads) as {name: (expected, bound, trusted)}, and a note on where it is no evidence."""
     y, grads, *rest = judge.vjp(case.layer, case.config, case.inputs, case.dy)
     errors = rest[0] if rest else {}  # finite differences give each entry's own error
@@ -154,9 +177,9 @@ def _ask_judge(judge: Judge, case: LayerCase, reference: Floors, kinks: np.ndarr
     ]:
         expected = np.asarray(expected, dtype=np.float64)
         error = np.asarray(errors[name], dtype=np.float64) if name in errors else np.zeros_like(expected)
-        if name == "x" and kinks is not None:  # the declared convention, honoured by the reference and every judge
-            plain = expected = np.where(kinks, case.dy * value, plain)
-            error = np.where(kinks, 0.0, error)
+        if name == "x" and adjust is not None:  # the declared convention, honoured by the reference and every judge
+            expected, error = adjust(expected, error)
+            plain, _ = adjust(plain, error)
         bound = floor + ULPS * eps * float(np.abs(plain).max(initial=0.0)) + SAFETY * error
         with np.errstate(invalid="ignore"):
             trusted = np.isfinite(expected) & np.isfinite(error) & (np.abs(expected - plain) <= bound)
@@ -179,8 +202,7 @@ def judge_layer(implementation: Implementation, case: LayerCase, judges: list[Ju
     except Fault as fault:
         return LayerVerdict(implementation.name, case, fault=fault, seconds=time.perf_counter() - start)
     seconds = time.perf_counter() - start
-    kinks = _declared(case, implementation.kink_derivatives)
-    value = implementation.kink_derivatives.get(case.layer)
+    adjust = _declared(case, implementation)
     got = {"y": np.asarray(y, dtype=np.float64)} | {n: np.asarray(g, dtype=np.float64) for n, g in grads.items()}
     entries = sum(case.inputs[n].size for n in case.differentiable)
     sized = [j for j in judges if j.exact or entries <= FD_ENTRIES]  # finite differences: every entry, small cases
@@ -188,7 +210,7 @@ def judge_layer(implementation: Implementation, case: LayerCase, judges: list[Ju
     comparisons, notes = [], []
 
     def ask(judge: Judge) -> None:
-        arrays, note = _ask_judge(judge, case, reference, kinks, value, precision.eps)
+        arrays, note = _ask_judge(judge, case, reference, adjust, precision.eps)
         comparisons.append(LayerComparison(judge.name, tuple(
             Entrywise(name, got[name], expected, bound, trusted) for name, (expected, bound, trusted) in arrays.items()), note))
 
@@ -200,9 +222,12 @@ def judge_layer(implementation: Implementation, case: LayerCase, judges: list[Ju
         for judge in sized:  # a dispute: every judge, the ones that compile per shape too
             if judge not in cheap:
                 ask(judge)
-    if any(c.status is Status.DISAGREE for c in comparisons) and not implementation.kink_derivatives.get(case.layer):
-        notes.append(_kink_convention(case, comparisons))
-    return LayerVerdict(implementation.name, case, tuple(comparisons), notes=tuple(filter(None, notes)), seconds=seconds)
+    convention = ""
+    if any(c.status is Status.DISAGREE for c in comparisons) and adjust is None:
+        convention, note = _convention(case, comparisons)
+        notes.append(note)
+    return LayerVerdict(implementation.name, case, tuple(comparisons), notes=tuple(filter(None, notes)), seconds=seconds,
+                        convention=convention)
 
 
 def _directional(case: LayerCase, reference: Floors, got: dict[str, np.ndarray], name: str, v: np.ndarray, eps: float) -> Entrywise:
@@ -252,16 +277,28 @@ def _along_directions(case: LayerCase, reference: Floors, got: dict[str, np.ndar
     return LayerComparison("finite_differences", tuple(arrays), "; ".join([note, *notes]))
 
 
-def _kink_convention(case: LayerCase, comparisons: list[LayerComparison]) -> str:
-    """When an elementwise kinked layer differs only at exact zeros of x: the derivative it takes there."""
+def _convention(case: LayerCase, comparisons: list[LayerComparison]) -> tuple[str, str]:
+    """(the convention, a note) when only grads['x'] differs, and only as another convention
+    would have it: a kinked elementwise layer's derivative at exact zeros of x, or max_pool2d's
+    tie rule at tied windows. ("", "") when it is not that; ("", a note) when it is a value outside
+    the subdifferential (wrong, not a convention)."""
+    bad = [(a, index) for c in comparisons for a in c.arrays for index in a.bad]
+    if not bad or any(a.name != "x" or a.direction for a, _ in bad):
+        return "", ""
+    if case.layer == "max_pool2d":
+        for rule in TIE_RULES[1:]:
+            shift = _tie_shift(case, rule)
+            if all(np.all(~a.trusted | (np.abs(a.got - (a.expected + shift)) <= a.bound)) for c in comparisons for a in c.arrays if a.name == "x"):
+                return f"tie rule {rule!r}", tie_note(case.layer, rule)
+        return "", ""
     if case.layer not in KINK_DERIVATIVES:
-        return ""
+        return "", ""
     x, dy = case.inputs["x"], case.dy
-    bad = [(a, index) for c in comparisons for a in c.arrays if not a.direction for index in a.bad]
-    if not bad or any(a.name != "x" or x[index] != 0 or dy[index] == 0 for a, index in bad):
-        return ""
+    if any(x[index] != 0 or dy[index] == 0 for _, index in bad):
+        return "", ""
     values = {round(float(a.got[index] / dy[index]), 12) for a, index in bad}
     if len(values) != 1:
-        return ""
+        return "", ""
     (value,) = values
-    return convention_note(case.layer, value)
+    low, high = SUBDIFFERENTIAL[case.layer]
+    return (f"{case.layer}'(0) = {value:g}" if low <= value <= high else ""), convention_note(case.layer, value)

@@ -5,8 +5,11 @@ down to the smallest boundary that fails (9 of 7, 8, 9, ...). This pass goes on,
 change while the case still fails the same way (``same_failure``):
 
 - a layer norm's last two normalized dims merged into one (its normalized size kept);
-- each dim to 1, to half, one less (a threshold: 9 fails and 8 does not);
-- each config key given explicitly back to its default;
+- each dim to 1, 2, half, half + 1, 2^k + 1 below it, one less (a threshold: 9 fails and 8
+  does not; a chunked loop's remainder fails at 5 and 33, passes at 4, 8 and 32);
+- each config key given explicitly back to its default, then to smaller values (stride 3 to 2,
+  a per-axis pair to one int or one axis smaller);
+- an optional input (attention's mask) left out;
 - the values drawn plainly (normal) instead of integers or zeros, then seed 0;
 
 again while any change succeeded, within ``budget`` judgements.
@@ -17,6 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterator
 
+from chainrule.layers.contract import LAYERS, REQUIRED
 from chainrule.layers.judge import LayerVerdict, judge_layer
 from chainrule.layers.strategies import DEFAULT, Spec, build, supported
 from chainrule.oracles.layers import Judge
@@ -40,17 +44,39 @@ def verdict_of(implementation: Implementation, spec: Spec, judges: list[Judge]) 
     return judge_layer(implementation, case, judges)
 
 
+def _smaller_sizes(d: int) -> tuple[int, ...]:
+    """Sizes below d to try, smallest first: 1, 2, half, half + 1, the 2^k + 1 below, d - 1."""
+    edge = (1 << (d - 2).bit_length() - 1) + 1 if d > 3 else 1  # 2^k + 1 < d: a tile edge
+    return tuple(c for c in dict.fromkeys((1, 2, d // 2, d // 2 + 1, edge, d - 1)) if 1 <= c < d)
+
+
+def _smaller_values(value) -> Iterator[object]:
+    """Simpler config values than ``value``: a pair as one int (the smaller axis) or one axis
+    smaller, an int above 1 one less and 1 (bools, floats: none)."""
+    if isinstance(value, list):
+        yield min(value)
+        for i, v in enumerate(value):
+            for smaller in _smaller_values(v):
+                yield value[:i] + [smaller] + value[i + 1:]
+    elif isinstance(value, int) and not isinstance(value, bool) and value > 1:
+        yield from dict.fromkeys((1, value - 1))
+
+
 def _candidates(spec: Spec) -> Iterator[Spec]:
     if spec.layer == "layer_norm" and spec.dims[-1] > 1:  # two normalized dims as one: the same normalized size, one dim fewer
         *shape, k = spec.dims
         yield replace(spec, dims=(*shape[:-2], shape[-2] * shape[-1], k - 1))
     for i, d in enumerate(spec.dims):
-        for smaller in dict.fromkeys((1, d // 2, d - 1)):
-            if 1 <= smaller < d:
-                yield replace(spec, dims=spec.dims[:i] + (smaller,) + spec.dims[i + 1:])
-    for key, _ in spec.config:
-        if key != "p":  # dropout's p has no default: its value is part of the question
+        for smaller in _smaller_sizes(d):
+            yield replace(spec, dims=spec.dims[:i] + (smaller,) + spec.dims[i + 1:])
+    defaults = LAYERS[spec.layer].defaults
+    for key, value in spec.config:
+        if defaults[key] != REQUIRED:  # a required key (dropout's p, a pool's kernel_size) has no default to go back to
             yield spec.with_config(**{key: DEFAULT})
+        for smaller in _smaller_values(value):
+            yield spec.with_config(**{key: smaller})
+    if spec.optional:
+        yield replace(spec, optional=())
     if spec.style != "normal":
         yield replace(spec, style="normal")
     if spec.seed != 0:

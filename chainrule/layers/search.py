@@ -123,12 +123,15 @@ def check_layer(implementation: Implementation, layer: str, judges: list[Judge],
 
 
 _CALIBRATION = {"linear": (16, 16, 16), "layer_norm": (16, 16, 1), "batch_norm": (4, 4, 16), "group_norm": (4, 2, 2, 16),
-                "embedding": (16, 16, 16), "cross_entropy": (16, 16)}  # dims of about 256 entries; (16, 16) for the others
+                "embedding": (16, 16, 16), "cross_entropy": (16, 16), "conv1d": (1, 16, 16, 16, 1), "conv2d": (1, 4, 4, 8, 8, 1, 1),
+                "max_pool2d": (1, 1, 16, 16), "avg_pool2d": (1, 1, 16, 16), "attention": (1, 1, 16, 16, 16, 16),
+                }  # dims of about 256 entries; (16, 16) for the others
+_REQUIRED = {"dropout": (("p", 0.5),), "max_pool2d": (("kernel_size", 1),), "avg_pool2d": (("kernel_size", 1),)}  # config without defaults
 
 
 def _seconds(implementation: Implementation, layer: str, dims: tuple[int, ...]) -> tuple[float, int]:
     """Seconds the source takes to answer one case of these dims (asked twice, as every case is), and its entries."""
-    case = build(Spec(layer, (("p", 0.5),) if layer == "dropout" else (), dims))
+    case = build(Spec(layer, _REQUIRED.get(layer, ()), dims))
     start = time.perf_counter()
     answer_layer(implementation, case.layer, case.config, case.inputs, case.dy)
     return time.perf_counter() - start, case.inputs[case.differentiable[0]].size

@@ -5,11 +5,15 @@ config keys given explicitly (a key left out takes its default: the simplest con
 empty one), how its values are drawn and the seed that draws them. Hypothesis shrinks dims
 toward 1 and configs toward the defaults; chainrule.layers.reduce goes on from there.
 
-Dims come from 1..4 or the boundaries around 2^k (EDGES), capped so that a case holds at most
-``max_entries`` entries (the time budget). Values reach the special points on purpose:
-"integers" puts exact zeros (relu's kink) and ties in the inputs and repeats embedding indices;
-"zeros" sets a third of the entries to 0. dy is random, never constant; the norms' weight is
-never all ones.
+Dims come from 1..4 or the boundaries around 2^k (EDGES; up to 129 for the channels, spatial
+sizes and sequence lengths of convolution, pooling and attention: WIDE_EDGES), capped so that a
+case holds at most ``max_entries`` entries (the time budget). Configs cover what the contract
+allows: strides below and above the kernel, padding up to half the (dilated) kernel, dilation,
+groups (depthwise too), per-axis pairs, overlapping and disjoint pool windows, attention with
+Lq != Lk, a mask, causal, both. Values reach the special points on purpose: "integers" puts
+exact zeros (relu's kink) and ties (max-pool windows) in the inputs and repeats embedding
+indices; "zeros" sets a third of the entries to 0. dy is random, never constant; the norms'
+weight is never all ones.
 """
 
 from __future__ import annotations
@@ -24,9 +28,14 @@ from chainrule.layers.case import LayerCase, shapes_text
 from chainrule.layers.contract import ELEMENTWISE, LAYERS, full_config
 from chainrule.reference.layers import forward
 
-__all__ = ["DEFAULT", "EDGES", "MAX_ENTRIES", "STYLES", "Spec", "build", "given_case", "parse_shapes", "specs", "supported"]
+__all__ = ["DEFAULT", "EDGES", "MAX_ENTRIES", "POOLS", "STYLES", "WIDE_EDGES", "Spec", "build", "given_case", "parse_shapes", "specs",
+           "supported"]
 
 EDGES = (7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65)  # dims around 2^k, where tiled and chunked loops break
+WIDE_EDGES = EDGES + (127, 128, 129)  # channels, spatial sizes and sequence lengths of conv, pooling and attention
+CONVS = {"conv1d": 1, "conv2d": 2}  # layer -> its spatial rank
+POOLS = ("max_pool2d", "avg_pool2d")
+_SCALES = (0.5, 2.0, 0.125, 1.0)  # attention's explicit scale
 MAX_ENTRIES = 1024  # entries of the main input at most (the time budget may lower it)
 STYLES = ("normal", "integers", "zeros")
 _EPS = (1e-3, 0.1, 1.0)
@@ -38,20 +47,24 @@ class Spec:
     """A case before its values: the layer, the config keys given explicitly, the dims of its main
     input (linear: N, in, out; layer_norm: x's dims then how many trailing ones are normalized;
     group_norm: N, groups, channels a group, *spatial; embedding: V, D, then the indices' dims;
-    cross_entropy: N, C), how values are drawn and the seed."""
+    cross_entropy: N, C; conv: N, C_in, C_out, *spatial, *kernel; pools: N, C, H, W; attention:
+    N, heads, Lq, Lk, E, Ev), how values are drawn, the seed, and the optional inputs present
+    (attention's mask)."""
 
     layer: str
     config: tuple[tuple[str, object], ...]
     dims: tuple[int, ...]
     style: str = "normal"
     seed: int = 0
+    optional: tuple[str, ...] = ()
 
     def with_config(self, **changes) -> "Spec":
         config = dict(self.config) | changes
         return replace(self, config=tuple((k, v) for k, v in config.items() if v is not DEFAULT))
 
     def describe(self) -> str:
-        return f"{self.layer} dims={self.dims} config={dict(self.config)} style={self.style} seed={self.seed}"
+        with_optional = f" with {', '.join(self.optional)}" if self.optional else ""
+        return f"{self.layer} dims={self.dims} config={dict(self.config)} style={self.style} seed={self.seed}{with_optional}"
 
 
 DEFAULT = object()  # with_config(key=DEFAULT): back to the default
@@ -110,11 +123,55 @@ def build(spec: Spec) -> LayerCase | None:
     elif layer == "cross_entropy":
         N, C = dims
         inputs, y_shape = {"input": values((N, C)), "target": rng.integers(0, C, N).astype(np.int64)}, ()
+    elif layer in CONVS:
+        rank = CONVS[layer]
+        N, c_in, c_out, *rest = dims
+        spatial, kernel = tuple(rest[:rank]), tuple(rest[rank:])
+        groups = config.get("groups", 1)
+        out = _out_size(spatial, kernel, *(_per_axis(config.get(key, default), rank) for key, default in (("stride", 1), ("padding", 0), ("dilation", 1))))
+        if c_in % groups or c_out % groups or min(out) < 1:
+            return None
+        inputs = {"x": values((N, c_in, *spatial)), "weight": values((c_out, c_in // groups, *kernel)), "bias": values((c_out,))}
+        y_shape = (N, c_out, *out)
+    elif layer in POOLS:
+        N, C, H, W = dims
+        kernel = _per_axis(config["kernel_size"], 2)
+        padding = _per_axis(config.get("padding", 0), 2)
+        if any(2 * p > k for p, k in zip(padding, kernel)):  # the contract: padding at most half the kernel
+            return None
+        out = _out_size((H, W), kernel, _per_axis(config.get("stride") or kernel, 2), padding, (1, 1))
+        if min(out) < 1:
+            return None
+        inputs, y_shape = {"x": values((N, C, H, W))}, (N, C, *out)
+    elif layer == "attention":
+        N, heads, Lq, Lk, E, Ev = dims
+        inputs = {"q": values((N, heads, Lq, E)), "k": values((N, heads, Lk, E)), "v": values((N, heads, Lk, Ev))}
+        if "mask" in spec.optional:
+            inputs["mask"] = _mask(rng, Lq, Lk, config.get("causal", False))
+        y_shape = (N, heads, Lq, Ev)
     else:
         raise ValueError(f"no strategy for layer {layer!r}")
     if "weight" in inputs and np.all(inputs["weight"] == 1.0):  # all ones would hide a missing weight factor
         inputs["weight"] = inputs["weight"] + 1.0
     return LayerCase(layer, full_config(layer, config), inputs, _cotangent(rng, y_shape))
+
+
+def _per_axis(value, rank: int) -> tuple[int, ...]:
+    """A config's int or per-axis list as one int an axis."""
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,) * rank
+
+
+def _out_size(size, kernel, stride, padding, dilation) -> tuple[int, ...]:
+    """Output size an axis: floor((L + 2p - d (K - 1) - 1) / s) + 1 (below 1: no window fits)."""
+    return tuple((L + 2 * p - d * (K - 1) - 1) // s + 1 for L, K, s, p, d in zip(size, kernel, stride, padding, dilation))
+
+
+def _mask(rng: np.random.Generator, Lq: int, Lk: int, causal: bool) -> np.ndarray:
+    """An attention mask (True = attend) in which every query keeps a key after AND with the causal mask."""
+    mask = rng.random((Lq, Lk)) < 0.7
+    allowed = mask & np.tri(Lq, Lk, dtype=bool) if causal else mask
+    mask[~allowed.any(axis=1), 0] = True  # key 0: every query may see it, causal or not
+    return mask
 
 
 def _values(rng: np.random.Generator, shape: tuple[int, ...], style: str) -> np.ndarray:
@@ -141,21 +198,93 @@ def _cotangent(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 # --- drawing specs ---------------------------------------------------------------------------
 
-def _dim(edges: bool):
+def _dim(edges: bool, boundaries: tuple[int, ...] = EDGES):
     """1..4 two times in three, else a boundary around 2^k."""
     small = st.integers(1, 4)
-    return st.one_of(small, small, st.sampled_from(EDGES)) if edges else small
+    return st.one_of(small, small, st.sampled_from(boundaries)) if edges else small
 
 
 @st.composite
-def _dims(draw, rank: int, max_entries: int, edges: bool, least: int = 1) -> tuple[int, ...]:
+def _dims(draw, rank: int, max_entries: int, edges: bool, least: int = 1, boundaries: tuple[int, ...] = EDGES) -> tuple[int, ...]:
     """``rank`` dims whose product stays within max_entries (a dim that would pass it is cut)."""
     dims, product = [], 1
     for _ in range(rank):
-        d = max(least, min(draw(_dim(edges)), max_entries // product))
+        d = max(least, min(draw(_dim(edges, boundaries)), max_entries // product))
         dims.append(d)
         product *= d
     return tuple(dims)
+
+
+def _axes(rank: int, values):
+    """An int, or (conv2d, pools) sometimes one value an axis."""
+    return st.one_of(values, values, st.lists(values, min_size=rank, max_size=rank)) if rank > 1 else values
+
+
+def _sizes(draw, least: list[int], room: int, edges: bool) -> list[int]:
+    """Spatial sizes, each at least ``least`` (one window fits) and, beyond that, their product within ``room``."""
+    sizes = []
+    for low in least:
+        sizes.append(max(low, 1, min(draw(_dim(edges, WIDE_EDGES)), room)))
+        room = max(1, room // sizes[-1])
+    return sizes
+
+
+@st.composite
+def _conv(draw, rank: int, allowed: dict, max_entries: int, edges: bool) -> tuple[tuple[int, ...], dict]:
+    """(dims, config) of a convolution: groups first (depthwise half the time), channels a group,
+    kernel, stride, dilation, padding up to half the dilated kernel, then spatial sizes long
+    enough for one window; channels cut to keep x and weight within the budget."""
+    config = {"groups": _key(draw, allowed, "groups", st.integers(2, 4))}
+    groups = 1 if config["groups"] is DEFAULT else config["groups"]
+    N = draw(st.integers(1, 3))
+    per_group = 1 if groups > 1 and draw(st.booleans()) else draw(_dim(edges, WIDE_EDGES))  # 1: depthwise
+    kernel = draw(st.lists(st.integers(1, 4), min_size=rank, max_size=rank))
+    c_out = draw(st.integers(1, 3)) if groups > 1 else draw(_dim(edges, WIDE_EDGES))  # a group's
+    config["stride"] = _key(draw, allowed, "stride", _axes(rank, st.integers(1, 4)))
+    config["dilation"] = _key(draw, allowed, "dilation", _axes(rank, st.integers(1, 3)))
+    dilation = _per_axis(1 if config["dilation"] is DEFAULT else config["dilation"], rank)
+    reach = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]  # the dilated kernel's extent
+    config["padding"] = _key(draw, allowed, "padding", _axes(rank, st.integers(0, max(reach) // 2)))
+    if config["padding"] is not DEFAULT:
+        padding = [min(p, r // 2) for p, r in zip(_per_axis(config["padding"], rank), reach)]
+        config["padding"] = padding if isinstance(config["padding"], list) else min(padding)
+    padding = _per_axis(0 if config["padding"] is DEFAULT else config["padding"], rank)
+    spatial = _sizes(draw, [r - 2 * p for r, p in zip(reach, padding)], max(1, max_entries // (N * groups * per_group)), edges)
+    per_group = max(1, min(per_group, max_entries // (N * groups * math.prod(spatial))))  # x within the budget
+    c_out = max(1, min(c_out, max_entries // (groups * per_group * math.prod(kernel))))  # the weight too
+    return (N, groups * per_group, groups * c_out, *spatial, *kernel), config
+
+
+@st.composite
+def _pool(draw, layer: str, allowed: dict, max_entries: int, edges: bool) -> tuple[tuple[int, ...], dict]:
+    """(dims, config) of a pool: a kernel, a stride below, at or above it (overlapping or disjoint
+    windows), padding up to half the kernel, count_include_pad either way, then H, W of one window at least."""
+    config = {"kernel_size": draw(st.sampled_from(list(allowed["kernel_size"]))) if "kernel_size" in allowed
+              else draw(_axes(2, st.integers(1, 4)))}
+    kernel = _per_axis(config["kernel_size"], 2)
+    config["stride"] = _key(draw, allowed, "stride", _axes(2, st.integers(1, 4)))
+    config["padding"] = _key(draw, allowed, "padding", _axes(2, st.integers(0, max(kernel) // 2)))
+    if config["padding"] is not DEFAULT:
+        padding = [min(p, k // 2) for p, k in zip(_per_axis(config["padding"], 2), kernel)]
+        config["padding"] = padding if isinstance(config["padding"], list) else min(padding)
+    padding = _per_axis(0 if config["padding"] is DEFAULT else config["padding"], 2)
+    if layer == "avg_pool2d":
+        config["count_include_pad"] = _key(draw, allowed, "count_include_pad", st.booleans())
+    H, W = _sizes(draw, [k - 2 * p for k, p in zip(kernel, padding)], max_entries, edges)
+    N, C = draw(_dims(2, max(1, max_entries // (H * W)), edges))
+    return (N, C, H, W), config
+
+
+@st.composite
+def _attention(draw, allowed: dict, max_entries: int, edges: bool) -> tuple[tuple[int, ...], dict]:
+    """(dims, config) of attention: N, heads, then Lq and Lk drawn apart (up to 129), E and Ev apart,
+    causal or not, the default scale or an explicit one."""
+    N, heads = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    room = max(1, max_entries // (N * heads))
+    Lq, Lk = (min(draw(_dim(edges, WIDE_EDGES)), room) for _ in range(2))
+    E, Ev = (max(1, min(draw(_dim(edges)), room // max(Lq, Lk))) for _ in range(2))
+    config = {"causal": _key(draw, allowed, "causal", st.booleans()), "scale": _key(draw, allowed, "scale", st.sampled_from(_SCALES))}
+    return (N, heads, Lq, Lk, E, Ev), config
 
 
 def _key(draw, allowed: dict, key: str, values):
@@ -206,12 +335,19 @@ def specs(draw, layer: str, layer_configs: dict | None = None, max_entries: int 
         shape = (*dims(2), *dims(draw(st.integers(0, 2))))
     elif layer == "cross_entropy":
         shape = dims(2)
+    elif layer in CONVS:
+        shape, config = draw(_conv(CONVS[layer], allowed, max_entries, edges))
+    elif layer in POOLS:
+        shape, config = draw(_pool(layer, allowed, max_entries, edges))
+    elif layer == "attention":
+        shape, config = draw(_attention(allowed, max_entries, edges))
     else:
         raise ValueError(f"no strategy for layer {layer!r}")
     config = {k: v for k, v in config.items() if v is not DEFAULT}
     style = draw(st.sampled_from(STYLES))
     seed = draw(st.integers(0, 2**32 - 1))
-    return Spec(layer, tuple(config.items()), tuple(shape), style, seed)
+    optional = tuple(i.name for i in LAYERS[layer].inputs if i.optional and draw(st.booleans()))
+    return Spec(layer, tuple(config.items()), tuple(shape), style, seed, optional)
 
 
 def parse_shapes(text: str) -> dict[str, tuple[int, ...]]:
@@ -232,7 +368,7 @@ def given_case(layer: str, config: dict, shapes: dict[str, tuple[int, ...]], see
     """The case of ``check --layer``: these shapes (every input of the layer named), random values
     from ``seed`` as the strategies draw them, dy of the reference's output shape."""
     spec = LAYERS[layer]
-    missing = [n for n in spec.input_names if n not in shapes]
+    missing = [i.name for i in spec.inputs if i.name not in shapes and not i.optional]
     extra = [n for n in shapes if n not in spec.input_names]
     if missing or extra:
         raise ValueError(f"--shapes for {layer} names {', '.join(spec.input_names)}" + (f"; missing {', '.join(missing)}" if missing else "")
@@ -240,11 +376,15 @@ def given_case(layer: str, config: dict, shapes: dict[str, tuple[int, ...]], see
     config = full_config(layer, config)
     rng = np.random.default_rng(seed)
     inputs = {}
-    for entry in spec.inputs:
+    for entry in (i for i in spec.inputs if i.name in shapes):
         shape = shapes[entry.name]
         if entry.kind == "index":
             high = shapes["weight"][0] if layer == "embedding" else shapes["input"][-1]
             inputs[entry.name] = rng.integers(0, high, shape).astype(np.int64)
+        elif entry.kind == "mask" and layer == "attention":
+            if len(shape) != 2:
+                raise ValueError(f"--shapes: attention's mask is (Lq, Lk), not {shape}")
+            inputs[entry.name] = _mask(rng, *shape, config["causal"])
         elif entry.kind == "mask":
             inputs[entry.name] = rng.random(shape) >= config["p"]
         elif entry.name == "weight" and layer.endswith("_norm"):

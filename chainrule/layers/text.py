@@ -16,7 +16,10 @@ MAX_ENTRIES_SHOWN = 6
 def format_layer_failure(verdict: LayerVerdict, diagnosis=None, spec: str | None = None) -> str:
     """The failure as text; ``spec``: the source's MODULE:ATTR, which the reproduction then loads."""
     case = verdict.case
-    lines = [f"{verdict.implementation} is wrong on {case.describe()}"]
+    if verdict.convention:
+        lines = [f"{verdict.implementation} differs from the contract by an undeclared convention only ({verdict.convention}) on {case.describe()}"]
+    else:
+        lines = [f"{verdict.implementation} is wrong on {case.describe()}"]
     if verdict.fault is not None:
         lines.append(f"  fault ({verdict.fault.kind}): {verdict.fault.message}")
     for comparison in verdict.comparisons:
@@ -43,6 +46,8 @@ def format_layer_failure(verdict: LayerVerdict, diagnosis=None, spec: str | None
 
 
 def _line(result: LayerResult) -> str:
+    if result.failure is not None and result.failure.convention:
+        return f"{result.layer}: CONVENTION ({result.failure.convention}, undeclared)"
     if result.failure is not None:
         return f"{result.layer}: {result.failure.failure_kind.upper()} ({', '.join(result.failure.wrong) or result.failure.failure_kind})"
     parts = [f"{result.agreed} cases agree"]
@@ -67,7 +72,7 @@ def _counterexample(verdict: LayerVerdict, diagnosis) -> dict:
         "case": case.describe(), "layer": case.layer, "config": case.config, "shapes": {n: list(s) for n, s in case.shapes.items()},
         "inputs": {n: a.tolist() for n, a in case.inputs.items()}, "dy": case.dy.tolist(), "reproduction": case.reproduction(),
         "fault": None if verdict.fault is None else {"kind": verdict.fault.kind, "message": verdict.fault.message},
-        "wrong": list(verdict.wrong), "notes": list(verdict.notes),
+        "wrong": list(verdict.wrong), "convention": verdict.convention or None, "notes": list(verdict.notes),
         "disagreements": [
             {"oracle": c.judge, "arrays": [
                 {"array": a.label, "worst_relative_error": a.error, "differing": len(a.bad), "compared": int(a.trusted.sum()),

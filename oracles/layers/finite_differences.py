@@ -19,6 +19,11 @@ times its rounding bound makes the error inf: no evidence.
 h = cbrt(eps) * max(1, |x_i|), each h_k rounded so that x_i +- h_k are floats. Layers whose
 output entry j depends on x_j alone (the elementwise ones, dropout) move every entry at once;
 the others one entry at a time (2 * 3 forward passes an entry).
+
+conv, the pools and attention are vectorised over the output positions (a loop over the kernel's
+offsets, each a strided slice), since they run 6 times an entry. conv and avg_pool2d are linear in
+x and attention is smooth; max_pool2d has a kink wherever a window's maximum is tied, which the
+second differences refuse (a step up moves the window's maximum, a step down does not).
 """
 
 from __future__ import annotations
@@ -69,6 +74,55 @@ def _group_norm(c, x, weight, bias):
     return y * _per_channel(weight, x.ndim) + _per_channel(bias, x.ndim)
 
 
+def _per_axis(value, rank: int) -> tuple[int, ...]:
+    """A config's int or list (one per spatial axis) as one int per axis."""
+    return tuple(value) if isinstance(value, list) else (value,) * rank
+
+
+def _windows(x: np.ndarray, kernel, stride, dilation, padding, fill: float) -> np.ndarray:
+    """Every window of x (N, C, *spatial) padded with ``fill`` on both sides of each axis:
+    (N, C, K, *out), K the kernel's offsets in row-major order, out = (L + 2p - d (k - 1) - 1) // s + 1."""
+    padded = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding], constant_values=fill)
+    out = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(padded.shape[2:], kernel, stride, dilation)]
+    return np.stack([padded[(..., *(slice(o * d, o * d + s * (m - 1) + 1, s) for o, d, s, m in zip(offset, dilation, stride, out)))]
+                     for offset in np.ndindex(*kernel)], axis=2)
+
+
+def _conv(c, x, weight, bias):
+    """Cross-correlation: per group g, weight[g] (C_out/G, C_in/G * K) times x's windows (C_in/G * K, positions)."""
+    rank, groups = x.ndim - 2, c["groups"]
+    stride, dilation, padding = (_per_axis(c[key], rank) for key in ("stride", "dilation", "padding"))
+    windows = _windows(x, weight.shape[2:], stride, dilation, padding, 0.0)
+    columns = windows.reshape(x.shape[0], groups, -1, np.prod(windows.shape[3:], dtype=int))
+    y = (weight.reshape(groups, weight.shape[0] // groups, -1) @ columns).reshape(x.shape[0], weight.shape[0], *windows.shape[3:])
+    return y + _per_channel(bias, y.ndim)
+
+
+def _pool_windows(c, x: np.ndarray, fill: float) -> np.ndarray:
+    """The pool's windows of x (N, C, H, W): (N, C, K, H_out, W_out); stride None is kernel_size."""
+    kernel = _per_axis(c["kernel_size"], 2)
+    stride = kernel if c["stride"] is None else _per_axis(c["stride"], 2)
+    return _windows(x, kernel, stride, (1, 1), _per_axis(c["padding"], 2), fill)
+
+
+def _avg_pool2d(c, x):
+    """The window's sum over the kernel's area, or (count_include_pad False) over its real entries."""
+    total = _pool_windows(c, x, 0.0).sum(axis=2)
+    if c["count_include_pad"]:
+        return total / np.prod(_per_axis(c["kernel_size"], 2))
+    return total / _pool_windows(c, np.ones_like(x), 0.0).sum(axis=2)
+
+
+def _attention(c, q, k, v, mask=None):
+    """softmax(q k^T scale) v over the keys allowed by mask AND (causal) j <= i; scale None: 1/sqrt(E)."""
+    allowed = np.ones((q.shape[-2], k.shape[-2]), dtype=bool) if mask is None else mask
+    if c["causal"]:
+        allowed = allowed & np.tri(q.shape[-2], k.shape[-2], dtype=bool)
+    scale = 1.0 / np.sqrt(q.shape[-1]) if c["scale"] is None else c["scale"]
+    logits = np.where(allowed, q @ np.swapaxes(k, -1, -2) * scale, -np.inf)
+    return softmax(logits, axis=-1) @ v
+
+
 def _cross_entropy(c, input, target):
     """mean over N of -log softmax(input)[target]."""
     return -np.mean(np.take_along_axis(log_softmax(input, axis=1), target[:, None], axis=1))
@@ -93,6 +147,11 @@ FORWARD = {
     "group_norm": _group_norm,
     "embedding": lambda c, indices, weight: weight[indices],
     "dropout": lambda c, x, mask: x * mask / (1.0 - c["p"]),
+    "conv1d": _conv,
+    "conv2d": _conv,
+    "max_pool2d": lambda c, x: _pool_windows(c, x, -np.inf).max(axis=2),
+    "avg_pool2d": _avg_pool2d,
+    "attention": _attention,
     "mse_loss": lambda c, input, target: np.mean((input - target) ** 2),
     "cross_entropy": _cross_entropy,
 }

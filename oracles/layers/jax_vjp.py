@@ -8,6 +8,14 @@ gelu is the exact erf form (jax.nn.gelu's default is the tanh approximation); le
 where(x > 0, x, 0.01 x), since jax.nn.leaky_relu'(0) = 1 where the contract takes 0.01;
 jax.nn.relu'(0) = 0 as in the contract.
 
+conv1d / conv2d are lax.conv_general_dilated (NCH / NCHW, zero padding, rhs_dilation,
+feature_group_count); the pools lax.reduce_window: max with -inf padding (its gradient, XLA's
+select-and-scatter, sends a tied window's gradient to the first maximum in row-major order, the
+contract's rule: a test holds it to that), avg a window sum divided by the kernel's area or, without
+count_include_pad, by the window sum of ones over the unpadded x. attention is written from jnp ops,
+softmax(q k^T scale, masked) v with the mask AND the top-left causal mask: jax.nn.dot_product_attention
+rounds its softmax to float32 and needs v of k's shape (Ev = E).
+
 JAX's float64 mode (``jax.enable_x64``) is on only inside ``vjp``: the process's own JAX setting
 is left as it was. Each (layer, config) is one jit-compiled function, compiled again for each new
 set of shapes: eager jax.vjp compiles every primitive of the layer for each new shape, which
@@ -23,6 +31,7 @@ from functools import cache
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from chainrule.contract import LEAKY_SLOPE
 from chainrule.layers.contract import LAYERS
@@ -58,6 +67,48 @@ def _group_norm(c, x, weight, bias):
     return y * _per_channel(weight, x.ndim) + _per_channel(bias, x.ndim)
 
 
+def _per_axis(value, rank: int) -> tuple[int, ...]:
+    """A config's int or list (one per spatial axis) as one int per axis."""
+    return tuple(value) if isinstance(value, list) else (value,) * rank
+
+
+def _conv(c, x, weight, bias):
+    """Cross-correlation of x (N, C_in, *spatial) with weight (C_out, C_in/groups, *kernel), plus bias."""
+    rank = x.ndim - 2
+    spatial = "HW"[:rank]
+    y = lax.conv_general_dilated(
+        x, weight, _per_axis(c["stride"], rank), [(p, p) for p in _per_axis(c["padding"], rank)],
+        rhs_dilation=_per_axis(c["dilation"], rank), dimension_numbers=("NC" + spatial, "OI" + spatial, "NC" + spatial),
+        feature_group_count=c["groups"])
+    return y + _per_channel(bias, y.ndim)
+
+
+def _pool(c, x, init, operation):
+    """reduce_window over (H, W): window kernel_size, stride (None: kernel_size), padding both sides."""
+    kernel = _per_axis(c["kernel_size"], 2)
+    stride = kernel if c["stride"] is None else _per_axis(c["stride"], 2)
+    padding = [(0, 0), (0, 0)] + [(p, p) for p in _per_axis(c["padding"], 2)]
+    return lax.reduce_window(x, init, operation, (1, 1) + kernel, (1, 1) + stride, padding)
+
+
+def _avg_pool2d(c, x):
+    """The window's sum over the kernel's area, or (count_include_pad False) over its real entries."""
+    total = _pool(c, x, 0.0, lax.add)
+    if c["count_include_pad"]:
+        return total / np.prod(_per_axis(c["kernel_size"], 2))
+    return total / _pool(c, jnp.ones_like(x), 0.0, lax.add)
+
+
+def _attention(c, q, k, v, mask=None):
+    """softmax(q k^T scale) v over the keys allowed by mask AND (causal) j <= i."""
+    allowed = jnp.ones((q.shape[-2], k.shape[-2]), dtype=bool) if mask is None else mask
+    if c["causal"]:
+        allowed = allowed & jnp.tril(jnp.ones_like(allowed))
+    scale = 1.0 / np.sqrt(q.shape[-1]) if c["scale"] is None else c["scale"]
+    logits = jnp.where(allowed, jnp.einsum("nhqe,nhke->nhqk", q, k) * scale, -jnp.inf)
+    return jnp.einsum("nhqk,nhkv->nhqv", jax.nn.softmax(logits, axis=-1), v)
+
+
 def _cross_entropy(c, input, target):
     return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(input, axis=1), target[:, None], axis=1))
 
@@ -81,6 +132,11 @@ FORWARD = {
     "group_norm": _group_norm,
     "embedding": lambda c, indices, weight: weight[indices],
     "dropout": lambda c, x, mask: x * mask / (1.0 - c["p"]),
+    "conv1d": _conv,
+    "conv2d": _conv,
+    "max_pool2d": lambda c, x: _pool(c, x, -jnp.inf, lax.max),
+    "avg_pool2d": _avg_pool2d,
+    "attention": _attention,
     "mse_loss": lambda c, input, target: jnp.mean((input - target) ** 2),
     "cross_entropy": _cross_entropy,
 }

@@ -6,6 +6,13 @@ logaddexp(x, 0) = log(1 + e^x) everywhere (F.softplus turns exactly linear above
 gradient is sigmoid(x) there); gelu is F.gelu's exact erf form; dropout is x * mask / (1 - p)
 with the given mask. At the kinks F.relu'(0) = 0 and F.leaky_relu'(0) = 0.01, the contract's
 conventions (torch takes the x <= 0 branch at 0).
+
+conv1d / conv2d are F.conv1d / F.conv2d; the pools F.max_pool2d / F.avg_pool2d (ceil_mode False),
+whose gradient at a tied window goes to the first maximum in row-major order, the contract's rule
+(a test holds it to that). attention is
+F.scaled_dot_product_attention on its math path (in float64 on the CPU it may otherwise take the
+flash kernel), the mask AND the top-left causal mask (query i sees keys j <= i) given as one boolean
+attn_mask: SDPA takes no attn_mask together with is_causal.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from chainrule.contract import LEAKY_SLOPE
 from chainrule.layers.contract import LAYERS
@@ -25,6 +33,31 @@ _DTYPES = {"float": torch.float64, "index": torch.int64, "mask": torch.bool}
 def _shape(normalized_shape) -> tuple[int, ...]:
     """layer_norm's S: an int or a list in the config."""
     return (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+
+
+def _pair(value):
+    """A config's int or list (one per spatial axis) as F.conv*'s and the pools' int or tuple."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _conv(convolve):
+    return lambda c, x, weight, bias: convolve(x, weight, bias, _pair(c["stride"]), _pair(c["padding"]), _pair(c["dilation"]), c["groups"])
+
+
+def _pool_window(c) -> tuple:
+    """(kernel_size, stride, padding) of a pool, stride None meaning kernel_size."""
+    stride = c["kernel_size"] if c["stride"] is None else c["stride"]
+    return _pair(c["kernel_size"]), _pair(stride), _pair(c["padding"])
+
+
+def _attention(c, q, k, v, mask=None):
+    """SDPA, math path, float64; mask AND causal (top-left) as one boolean attn_mask."""
+    if c["causal"]:
+        causal = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril()
+        mask = causal if mask is None else mask & causal
+    scale = None if c["scale"] is None else float(c["scale"])
+    with sdpa_kernel(SDPBackend.MATH):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
 
 
 # layer -> forward(config, **inputs): y from the contract's inputs as tensors.
@@ -46,6 +79,11 @@ FORWARD = {
     "group_norm": lambda c, x, weight, bias: F.group_norm(x, c["num_groups"], weight, bias, c["eps"]),
     "embedding": lambda c, indices, weight: F.embedding(indices, weight),
     "dropout": lambda c, x, mask: x * mask / (1.0 - c["p"]),
+    "conv1d": _conv(F.conv1d),
+    "conv2d": _conv(F.conv2d),
+    "max_pool2d": lambda c, x: F.max_pool2d(x, *_pool_window(c)),
+    "avg_pool2d": lambda c, x: F.avg_pool2d(x, *_pool_window(c), count_include_pad=c["count_include_pad"]),
+    "attention": _attention,
     "mse_loss": lambda c, input, target: F.mse_loss(input, target),
     "cross_entropy": lambda c, input, target: F.cross_entropy(input, target),
 }

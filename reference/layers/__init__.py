@@ -20,11 +20,14 @@ import numpy as np
 
 from chainrule.layers.contract import ELEMENTWISE
 
+from .attention import attention_backward, attention_forward
+from .conv import conv_backward, conv_forward
 from .dense import elementwise, identity_backward, identity_forward, linear_backward, linear_forward
 from .dropout import dropout_backward, dropout_forward
 from .embedding import embedding_backward, embedding_forward
 from .losses import cross_entropy_backward, cross_entropy_forward, mse_loss_backward, mse_loss_forward
 from .norms import batch_norm_backward, batch_norm_forward, group_norm_backward, group_norm_forward, layer_norm_backward, layer_norm_forward
+from .pooling import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 from .softmax import log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward
 
 __all__ = ["PAIRS", "Pair", "forward", "vjp"]
@@ -49,6 +52,11 @@ PAIRS: dict[str, Pair] = {
     "group_norm": Pair(group_norm_forward, group_norm_backward),
     "embedding": Pair(embedding_forward, embedding_backward),
     "dropout": Pair(dropout_forward, dropout_backward),
+    "conv1d": Pair(conv_forward, conv_backward),
+    "conv2d": Pair(conv_forward, conv_backward),
+    "max_pool2d": Pair(max_pool2d_forward, max_pool2d_backward),
+    "avg_pool2d": Pair(avg_pool2d_forward, avg_pool2d_backward),
+    "attention": Pair(attention_forward, attention_backward),
     "mse_loss": Pair(mse_loss_forward, mse_loss_backward),
     "cross_entropy": Pair(cross_entropy_forward, cross_entropy_backward),
 }

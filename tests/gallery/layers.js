@@ -5,10 +5,11 @@
 //
 //     chainrule check --cmd "node tests/gallery/layers.js"
 //
-// Arrays arrive as nested lists; each is flattened into its values in row-major order and its
-// shape, so that softmax over any axis and the norms over any rank are index arithmetic on the
-// flat values. Every layer of the contract, everything it allows. relu'(0) = 0,
-// leaky_relu'(0) = 0.01; gelu is z * Phi(z) with erf from fdlibm (as in plain.js).
+// Arrays arrive as nested lists; each is flattened into a Float64Array of its values in row-major
+// order and its shape, so that softmax over any axis, the norms over any rank, the convolutions,
+// the pools and attention are loops with index arithmetic on the flat values. Every layer of the
+// contract, everything it allows. relu'(0) = 0, leaky_relu'(0) = 0.01; gelu is z * Phi(z) with
+// erf from fdlibm (as in plain.js); max_pool2d sends a tied window's gradient to its first maximum.
 "use strict";
 
 const readline = require("readline");
@@ -103,7 +104,7 @@ const product = (dims) => dims.reduce((p, d) => p * d, 1);
 function flatten(nested) {
   const shape = [];
   for (let a = nested; Array.isArray(a); a = a[0]) shape.push(a.length);
-  const data = Array.isArray(nested) ? nested.flat(Infinity).map(Number) : [Number(nested)];
+  const data = Float64Array.from(Array.isArray(nested) ? nested.flat(Infinity) : [nested], Number);
   return { data, shape };
 }
 
@@ -314,6 +315,187 @@ function crossEntropy(config, { input, target }, dy) {
   return { y: [loss / N], shape: [], grads: { input: dInput } };
 }
 
+// An int or one int per spatial axis: one int per axis.
+const perAxis = (value, axes) => (Array.isArray(value) ? value.map(Number) : new Array(axes).fill(value));
+
+// F.conv2d, direct: y[n, o, i, j] = bias[o] + sum over the channels c of o's group g, kh and kw of
+// weight[o, c, kh, kw] * x[n, g Cg + c, i sh - ph + kh dh, j sw - pw + kw dw], zero outside x.
+// Each product hands dy times the other factor to each factor: dx is scattered back through the
+// same indices, dW gathered, and db = sum of dy over n, i, j.
+function conv2d({ stride, padding, dilation, groups }, { x, weight, bias }, dy) {
+  const [N, C, H, W] = x.shape;
+  const [O, Cg, KH, KW] = weight.shape;
+  const [sh, sw] = perAxis(stride, 2);
+  const [ph, pw] = perAxis(padding, 2);
+  const [dh, dw] = perAxis(dilation, 2);
+  const OH = Math.floor((H + 2 * ph - dh * (KH - 1) - 1) / sh) + 1;
+  const OW = Math.floor((W + 2 * pw - dw * (KW - 1) - 1) / sw) + 1;
+  const outputsPerGroup = O / groups;
+  const X = x.data, Wt = weight.data, dY = dy.data;
+  const y = new Float64Array(N * O * OH * OW);
+  const dx = new Float64Array(X.length);
+  const dW = new Float64Array(Wt.length);
+  const db = new Float64Array(O);
+  for (let n = 0; n < N; n++) {
+    for (let o = 0; o < O; o++) {
+      const firstChannel = Math.floor(o / outputsPerGroup) * Cg;
+      for (let i = 0; i < OH; i++) {
+        for (let j = 0; j < OW; j++) {
+          const out = ((n * O + o) * OH + i) * OW + j;
+          const dyOut = dY[out];
+          let z = bias.data[o];
+          for (let c = 0; c < Cg; c++) {
+            for (let kh = 0; kh < KH; kh++) {
+              const r = i * sh - ph + kh * dh;
+              if (r < 0 || r >= H) continue; // a row of zero padding
+              for (let kw = 0; kw < KW; kw++) {
+                const s = j * sw - pw + kw * dw;
+                if (s < 0 || s >= W) continue;
+                const xi = ((n * C + firstChannel + c) * H + r) * W + s;
+                const wi = ((o * Cg + c) * KH + kh) * KW + kw;
+                z += X[xi] * Wt[wi];
+                dx[xi] += dyOut * Wt[wi]; // dx[input position] += dy * w
+                dW[wi] += dyOut * X[xi]; // dW[tap] += dy * x
+              }
+            }
+          }
+          y[out] = z;
+          db[o] += dyOut; // db = sum of dy
+        }
+      }
+    }
+  }
+  return { y, shape: [N, O, OH, OW], grads: { x: dx, weight: dW, bias: db } };
+}
+
+// F.conv1d is conv2d over a height of 1: x (N, C, L) read as (N, C, 1, L), weight (O, Cg, K)
+// as (O, Cg, 1, K), with stride, padding and dilation 1, 0 and 1 along the height.
+function conv1d({ stride, padding, dilation, groups }, { x, weight, bias }, dy) {
+  const unitHeight = ({ data, shape: [a, b, length] }) => ({ data, shape: [a, b, 1, length] });
+  const config = {
+    stride: [1, ...perAxis(stride, 1)],
+    padding: [0, ...perAxis(padding, 1)],
+    dilation: [1, ...perAxis(dilation, 1)],
+    groups,
+  };
+  const { y, shape, grads } = conv2d(config, { x: unitHeight(x), weight: unitHeight(weight), bias }, dy);
+  return { y, shape: [shape[0], shape[1], shape[3]], grads };
+}
+
+// The windows of a 2-d pool over x (N, C, H, W), ceil_mode false, dilation 1: for each output
+// (n, c, i, j) in row-major order, the flat indices of x in rows i sh - ph .. + KH - 1 and
+// columns j sw - pw .. + KW - 1, row-major; positions in the padding are left out.
+function poolWindows({ kernel_size, stride, padding }, [N, C, H, W]) {
+  const [KH, KW] = perAxis(kernel_size, 2);
+  const [sh, sw] = perAxis(stride ?? kernel_size, 2);
+  const [ph, pw] = perAxis(padding, 2);
+  const OH = Math.floor((H + 2 * ph - KH) / sh) + 1;
+  const OW = Math.floor((W + 2 * pw - KW) / sw) + 1;
+  const windows = [];
+  for (let plane = 0; plane < N * C; plane++) {
+    for (let i = 0; i < OH; i++) {
+      for (let j = 0; j < OW; j++) {
+        const window = [];
+        for (let r = i * sh - ph; r < i * sh - ph + KH; r++) {
+          for (let s = j * sw - pw; s < j * sw - pw + KW; s++) {
+            if (r >= 0 && r < H && s >= 0 && s < W) window.push((plane * H + r) * W + s);
+          }
+        }
+        windows.push(window);
+      }
+    }
+  }
+  return { windows, area: KH * KW, shape: [N, C, OH, OW] };
+}
+
+// y = the window's maximum; its dy goes to the first maximum in row-major order (strict > while
+// scanning), and overlapping windows add up in dx. Padding is -inf: it is never in a window.
+function maxPool2d(config, { x }, dy) {
+  const { windows, shape } = poolWindows(config, x.shape);
+  const y = new Float64Array(windows.length);
+  const dx = new Float64Array(x.data.length);
+  windows.forEach((window, out) => {
+    let best = window[0];
+    for (const i of window) if (x.data[i] > x.data[best]) best = i;
+    y[out] = x.data[best];
+    dx[best] += dy.data[out];
+  });
+  return { y, shape, grads: { x: dx } };
+}
+
+// y = the window's sum over its divisor: the kernel's area (count_include_pad, padding zeros
+// counted) or the number of real entries; each entry of the window gets dy / divisor.
+function avgPool2d(config, { x }, dy) {
+  const { windows, area, shape } = poolWindows(config, x.shape);
+  const y = new Float64Array(windows.length);
+  const dx = new Float64Array(x.data.length);
+  windows.forEach((window, out) => {
+    const divisor = config.count_include_pad ? area : window.length;
+    let total = 0;
+    for (const i of window) {
+      total += x.data[i];
+      dx[i] += dy.data[out] / divisor;
+    }
+    y[out] = total / divisor;
+  });
+  return { y, shape, grads: { x: dx } };
+}
+
+// F.scaled_dot_product_attention for each (n, h): S = q k^T scale, P = softmax of S over the keys
+// query i may see (mask[i, j], and j <= i when causal), y = P v. Backward, by hand:
+// dV = P^T dY, dP = dY V^T, dS = P * (dP - rowsum(dP * P)), dQ = dS K scale, dK = dS^T Q scale.
+function attention({ causal, scale }, { q, k, v, mask }, dy) {
+  const [N, Hd, Lq, E] = q.shape;
+  const [, , Lk, Ev] = v.shape;
+  const c = scale ?? 1 / Math.sqrt(E);
+  const Q = q.data, K = k.data, V = v.data, dY = dy.data;
+  const y = new Float64Array(N * Hd * Lq * Ev);
+  const dq = new Float64Array(Q.length);
+  const dk = new Float64Array(K.length);
+  const dv = new Float64Array(V.length);
+  const P = new Float64Array(Lk);
+  const dP = new Float64Array(Lk);
+  for (let head = 0; head < N * Hd; head++) {
+    const q0 = head * Lq * E, k0 = head * Lk * E, v0 = head * Lk * Ev, y0 = head * Lq * Ev;
+    for (let i = 0; i < Lq; i++) {
+      // P[j] = softmax over the keys i sees of S[i, j]; the others get 0
+      const sees = (j) => (!mask || mask.data[i * Lk + j] === 1) && (!causal || j <= i);
+      let m = -Infinity;
+      for (let j = 0; j < Lk; j++) {
+        P[j] = -Infinity;
+        if (!sees(j)) continue;
+        let s = 0;
+        for (let e = 0; e < E; e++) s += Q[q0 + i * E + e] * K[k0 + j * E + e];
+        P[j] = s * c;
+        m = Math.max(m, P[j]);
+      }
+      let total = 0;
+      for (let j = 0; j < Lk; j++) total += P[j] = sees(j) ? Math.exp(P[j] - m) : 0;
+      for (let j = 0; j < Lk; j++) P[j] /= total;
+      // y[i] = sum_j P[j] v[j]; dV[j] += P[j] dY[i]; dP[j] = dY[i] . v[j]
+      let dot = 0; // rowsum(dP * P)
+      for (let j = 0; j < Lk; j++) {
+        dP[j] = 0;
+        for (let e = 0; e < Ev; e++) {
+          y[y0 + i * Ev + e] += P[j] * V[v0 + j * Ev + e];
+          dv[v0 + j * Ev + e] += P[j] * dY[y0 + i * Ev + e];
+          dP[j] += dY[y0 + i * Ev + e] * V[v0 + j * Ev + e];
+        }
+        dot += dP[j] * P[j];
+      }
+      // dS[j] = P[j] (dP[j] - dot); dQ[i] += dS[j] k[j] scale; dK[j] += dS[j] q[i] scale
+      for (let j = 0; j < Lk; j++) {
+        const dS = P[j] * (dP[j] - dot);
+        for (let e = 0; e < E; e++) {
+          dq[q0 + i * E + e] += dS * K[k0 + j * E + e] * c;
+          dk[k0 + j * E + e] += dS * Q[q0 + i * E + e] * c;
+        }
+      }
+    }
+  }
+  return { y, shape: [N, Hd, Lq, Ev], grads: { q: dq, k: dk, v: dv } };
+}
+
 const LAYERS = {
   linear,
   ...Object.fromEntries(Object.keys(ELEMENTWISE).map((name) => [name, (config, inputs, dy) => elementwise(name, inputs, dy)])),
@@ -324,6 +506,11 @@ const LAYERS = {
   group_norm: groupNorm,
   embedding,
   dropout,
+  conv1d,
+  conv2d,
+  max_pool2d: maxPool2d,
+  avg_pool2d: avgPool2d,
+  attention,
   mse_loss: mseLoss,
   cross_entropy: crossEntropy,
 };

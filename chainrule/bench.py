@@ -431,8 +431,8 @@ def _conv2d(plan: Plan, figures: dict) -> None:
         y = F.conv2d(tensors["x"], tensors["weight"], tensors["bias"], padding=1)
         return torch.autograd.grad(y, list(tensors.values()), cotangent)
 
-    label = f"x {CONV2D_MEDIUM['x']}, weight {CONV2D_MEDIUM['weight']}"
-    reference, torched = Figure("reference conv2d forward+VJP", label), Figure("torch conv2d forward+VJP", label)
+    note = f"x {CONV2D_MEDIUM['x']}, weight {CONV2D_MEDIUM['weight']}, padding 1"
+    reference, torched = Figure("reference conv2d forward+VJP", "medium", note=note), Figure("torch conv2d forward+VJP", "medium", note=note)
     _interleaved([(reference, lambda: vjp("conv2d", config, inputs, dy)), (torched, torch_vjp)], plan)
     figures[(reference.name, "medium")] = reference
     figures[(torched.name, "medium")] = torched

@@ -1,6 +1,7 @@
 """What a reduced layer failure needs and what its wrong gradient looks like.
 
-From the reduced spec (chainrule.layers.reduce), variations are judged again:
+From the reduced spec (chainrule.layers.reduce), variations are judged again, each on SEEDS
+draws of the values (a need is claimed only when the variation passes on every one):
 - each dim > 1 set to 1 ("only when N > 1") and one less ("fails at D = 9, passes at D = 8");
 - a norm's or an elementwise layer's input one rank lower ("only at rank 3 and above");
 - the values drawn plainly instead of as integers ("only at exact zeros of x"), an embedding's
@@ -8,8 +9,8 @@ From the reduced spec (chainrule.layers.reduce), variations are judged again:
 - dropout at p = 0 ("only when p > 0"); an explicit config key is one its default passes
   ("stride = 2: it passes at the default stride = 1"; a pool's stride below its kernel:
   "overlapping windows"); attention with Lq = Lk, or without its mask;
-- a size threshold found by the reduction checked at twice the size below it ("Lk > 32 and
-  not a multiple of 32": a blocked loop's remainder).
+- a size threshold found by the reduction checked at twice the size below it, and one more
+  ("Lk > 32 and not a multiple of 32": passes at 32 and 64, fails at 33 and 65 — a blocked loop's remainder).
 The wrong gradient against the reference: all zeros, a constant factor (named when it is
 1 - p, 1/(1 - p), N, a power of 2 ...), or only the diagonal of the layer's Jacobian (each output's
 dependence on its own input: the cross terms are missing).
@@ -35,6 +36,7 @@ from chainrule.sources.implementation import Implementation
 __all__ = ["LayerDiagnosis", "diagnose", "dim_labels"]
 
 _RANKED = ELEMENTWISE + ("softmax", "log_softmax", "dropout", "mse_loss", "batch_norm")
+SEEDS = 3  # value draws on which a variation must pass before the diagnosis says the failure needs what it changed
 
 
 def dim_labels(spec: Spec) -> tuple[str, ...]:
@@ -75,29 +77,39 @@ def _fails(implementation, spec: Spec, verdict: LayerVerdict, judges) -> bool | 
     return None if again is None else same_failure(again, verdict)
 
 
+def _passes(implementation, spec: Spec, verdict: LayerVerdict, judges) -> bool:
+    """Whether the variation passes on SEEDS value draws (a claim about a size or a config, not one draw's values)."""
+    return all(_fails(implementation, replace(spec, seed=spec.seed + i), verdict, judges) is False for i in range(SEEDS))
+
+
+def _fails_somewhere(implementation, spec: Spec, verdict: LayerVerdict, judges) -> bool:
+    return any(_fails(implementation, replace(spec, seed=spec.seed + i), verdict, judges) for i in range(SEEDS))
+
+
 def _needs(implementation: Implementation, spec: Spec, verdict: LayerVerdict, judges: list[Judge]) -> list[str]:
     needs = []
     labels = dim_labels(spec)
     for i, (label, d) in enumerate(zip(labels, spec.dims)):
         if d <= 1 or (spec.layer == "layer_norm" and i == len(spec.dims) - 1):
             continue
-        if _fails(implementation, replace(spec, dims=spec.dims[:i] + (1,) + spec.dims[i + 1:]), verdict, judges) is False:
+        sized = lambda size: replace(spec, dims=spec.dims[:i] + (size,) + spec.dims[i + 1:])  # noqa: E731
+        if _passes(implementation, sized(1), verdict, judges):
             needs.append(f"{label} > 1")
-        if d > 2 and _fails(implementation, replace(spec, dims=spec.dims[:i] + (d - 1,) + spec.dims[i + 1:]), verdict, judges) is False:
-            if _fails(implementation, replace(spec, dims=spec.dims[:i] + (2 * (d - 1),) + spec.dims[i + 1:]), verdict, judges) is False:
+        if d > 2 and _passes(implementation, sized(d - 1), verdict, judges):
+            if _passes(implementation, sized(2 * (d - 1)), verdict, judges) and _fails_somewhere(implementation, sized(2 * d - 1), verdict, judges):
                 needs.append(f"{label} > {d - 1} and not a multiple of {d - 1}: it fails at {label} = {d}, "
                              f"passes at {label} = {d - 1} and {2 * (d - 1)} (a blocked loop's remainder)")
             else:
                 needs.append(f"{label} = {d}: it passes at {label} = {d - 1} (a size threshold)")
     if spec.layer == "attention" and spec.dims[2] != spec.dims[3]:
         Lq, Lk = spec.dims[2:4]
-        if all(_fails(implementation, replace(spec, dims=spec.dims[:2] + (L, L) + spec.dims[4:]), verdict, judges) is False for L in (Lq, Lk)):
+        if all(_passes(implementation, replace(spec, dims=spec.dims[:2] + (L, L) + spec.dims[4:]), verdict, judges) for L in (Lq, Lk)):
             needs.append(f"Lq != Lk (Lq = {Lq}, Lk = {Lk}): it passes when they are equal")
-    if "mask" in spec.optional and _fails(implementation, replace(spec, optional=()), verdict, judges) is False:
+    if "mask" in spec.optional and _passes(implementation, replace(spec, optional=()), verdict, judges):
         needs.append("a mask: it passes without one")
     if spec.layer in _RANKED + ("layer_norm",) and len(spec.dims) > (3 if spec.layer == "layer_norm" else 2 if spec.layer == "batch_norm" else 1):
         lower = spec.dims[:-2] + spec.dims[-1:] if spec.layer == "layer_norm" else spec.dims[:-1]
-        if _fails(implementation, replace(spec, dims=lower), verdict, judges) is False:
+        if _passes(implementation, replace(spec, dims=lower), verdict, judges):
             rank = len(spec.dims) - (1 if spec.layer == "layer_norm" else 0)
             needs.append(f"rank {rank}: it passes at rank {rank - 1}")
     if spec.style != "normal":
@@ -107,11 +119,11 @@ def _needs(implementation: Implementation, spec: Spec, verdict: LayerVerdict, ju
     if spec.layer == "embedding" and _distinct_passes(implementation, verdict, judges):
         needs.append("repeated indices: it passes when every index differs")
     config = dict(spec.config)
-    if spec.layer == "dropout" and config.get("p", 0.0) > 0 and _fails(implementation, spec.with_config(p=0.0), verdict, judges) is False:
+    if spec.layer == "dropout" and config.get("p", 0.0) > 0 and _passes(implementation, spec.with_config(p=0.0), verdict, judges):
         needs.append(f"p > 0 (p = {config['p']:g} here): it passes at p = 0")
     defaults = LAYERS[spec.layer].defaults
     for key, value in spec.config:
-        if defaults[key] == REQUIRED or _fails(implementation, spec.with_config(**{key: DEFAULT}), verdict, judges) is not False:
+        if defaults[key] == REQUIRED or not _passes(implementation, spec.with_config(**{key: DEFAULT}), verdict, judges):
             continue  # part of the question (p, kernel_size), or the default fails too
         if spec.layer in POOLS and key == "stride" and any(s < k for s, k in zip(_axes(value), _axes(config["kernel_size"]))):
             needs.append(f"overlapping windows (stride {json.dumps(value)} < kernel_size {json.dumps(config['kernel_size'])}): "
@@ -138,7 +150,7 @@ def _distinct_passes(implementation: Implementation, verdict: LayerVerdict, judg
         return False
     rows = np.concatenate([weight, np.random.default_rng(0).standard_normal((max(0, indices.size - len(weight)), weight.shape[1]))])
     distinct = LayerCase(case.layer, case.config, {"indices": np.arange(indices.size).reshape(indices.shape), "weight": rows}, case.dy)
-    return not judge_layer(implementation, distinct, judges).failed
+    return not judge_layer(implementation, distinct, judges, confirm=False).failed
 
 
 def _named_factors(case: LayerCase) -> dict[str, float]:
@@ -191,7 +203,8 @@ def _shape(case: LayerCase, name: str, got: np.ndarray, expected: np.ndarray) ->
         factor = float(got.ravel() @ expected.ravel() / (expected.ravel() @ expected.ravel()))
         if math.isfinite(factor) and close(got, factor * expected):
             named = [text for text, value in _named_factors(case).items() if abs(factor - value) <= 1e-9 * abs(value)]
-            return f"{label} is off by a constant factor {factor:.6g}" + (f" ({named[0]})" if named else "")
+            if named or np.count_nonzero(expected) > 1:  # one entry is "a factor" of anything: only a named one says something
+                return f"{label} is off by a constant factor {factor:.6g}" + (f" ({named[0]})" if named else "")
     if name == "x":
         diagonal = _jacobian_diagonal(case)
         if diagonal is not None and close(got, case.dy * diagonal) and not close(expected, case.dy * diagonal):

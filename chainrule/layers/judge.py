@@ -189,8 +189,11 @@ def _ask_judge(judge: Judge, case: LayerCase, reference: Floors, adjust: Adjust 
     return arrays, note
 
 
-def judge_layer(implementation: Implementation, case: LayerCase, judges: list[Judge], reference: Floors | None = None) -> LayerVerdict:
-    """The implementation's answer on ``case`` (rounded to its precision first) against every judge."""
+def judge_layer(implementation: Implementation, case: LayerCase, judges: list[Judge], reference: Floors | None = None,
+                confirm: bool = True) -> LayerVerdict:
+    """The implementation's answer on ``case`` (rounded to its precision first) against every judge;
+    ``confirm`` False: a disputed case is not put to the judges that compile per shape (the search
+    and its shrinking, whose last failure is judged again by every judge)."""
     precision = implementation.precision
     case = case.in_precision(precision)
     reference = reference if reference is not None else floors(case, precision)
@@ -218,7 +221,7 @@ def judge_layer(implementation: Implementation, case: LayerCase, judges: list[Ju
         ask(judge)
     if entries > FD_ENTRIES:
         comparisons.append(_along_directions(case, reference, got, precision.eps))
-    if any(c.status is Status.DISAGREE for c in comparisons) or not any(j.exact for j in cheap):
+    if (confirm and any(c.status is Status.DISAGREE for c in comparisons)) or not any(j.exact for j in cheap):
         for judge in sized:  # a dispute: every judge, the ones that compile per shape too
             if judge not in cheap:
                 ask(judge)
@@ -244,20 +247,21 @@ def _directional(case: LayerCase, reference: Floors, got: dict[str, np.ndarray],
 def _group_tested(case: LayerCase, reference: Floors, got: dict[str, np.ndarray], name: str, v: np.ndarray, eps: float,
                   most: int = GROUP_TESTED) -> list[tuple[int, ...]]:
     """The wrong entries behind a failing direction, by group testing: the direction restricted to
-    each half of the entries it moves, the failing halves halved again, down to single entries
-    (at most ``most`` of them, found with about 2 log2(entries) directional derivatives each)."""
+    each half of the entries it moves, the failing halves halved again, depth first, down to
+    single entries (at most ``most`` of them, found with about 2 log2(entries) directional
+    derivatives each, however many entries are wrong)."""
     found, groups = [], [np.flatnonzero(v)]
     while groups and len(found) < most:
-        group = groups.pop(0)
+        group = groups.pop()
         if len(group) == 1:
             found.append(tuple(int(i) for i in np.unravel_index(group[0], v.shape)))
             continue
-        for half in np.array_split(group, 2):
+        for half in reversed(np.array_split(group, 2)):  # the first half on top of the stack
             restricted = np.zeros_like(v)
             restricted.flat[half] = v.flat[half]
             if _directional(case, reference, got, name, restricted, eps).bad:
                 groups.append(half)
-    return found
+    return sorted(found)
 
 
 def _along_directions(case: LayerCase, reference: Floors, got: dict[str, np.ndarray], eps: float) -> LayerComparison:

@@ -11,6 +11,7 @@ change while the case still fails the same way (``same_failure``):
   a per-axis pair to one int or one axis smaller);
 - an optional input (attention's mask) left out;
 - the values drawn plainly (normal) instead of integers or zeros, then seed 0;
+- last, each dim above 2 one less with other seeds (a failure that needs particular values);
 
 again while any change succeeded, within ``budget`` judgements.
 """
@@ -37,11 +38,15 @@ def same_failure(verdict: LayerVerdict, first: LayerVerdict) -> bool:
 
 
 def verdict_of(implementation: Implementation, spec: Spec, judges: list[Judge]) -> LayerVerdict | None:
-    """The verdict on the case a spec builds (None when it builds none, or one outside the source's layer_configs)."""
+    """The verdict on the case a spec builds (None when it builds none, or one outside the source's layer_configs),
+    unconfirmed: the judges that compile per shape only where compiled already."""
     case = build(spec)
     if case is None or not supported(case, implementation.layer_configs):
         return None
-    return judge_layer(implementation, case, judges)
+    return judge_layer(implementation, case, judges, confirm=False)
+
+
+_DRAWS = 3  # other value draws tried for a dim one less, when nothing else reduces the case
 
 
 def _smaller_sizes(d: int) -> tuple[int, ...]:
@@ -81,6 +86,10 @@ def _candidates(spec: Spec) -> Iterator[Spec]:
         yield replace(spec, style="normal")
     if spec.seed != 0:
         yield replace(spec, seed=0)
+    for i, d in enumerate(spec.dims):  # a failure that needs particular values (a maximum where windows overlap): other draws
+        if d > 2:
+            for seed in range(1, 1 + _DRAWS):
+                yield replace(spec, dims=spec.dims[:i] + (d - 1,) + spec.dims[i + 1:], seed=spec.seed + seed)
 
 
 def reduce_spec(implementation: Implementation, spec: Spec, verdict: LayerVerdict, judges: list[Judge],

@@ -97,7 +97,7 @@ def check_layer(implementation: Implementation, layer: str, judges: list[Judge],
             return
         case = build(spec)
         assume(case is not None and supported(case, implementation.layer_configs))
-        verdict = judge_layer(implementation, case, judges)
+        verdict = judge_layer(implementation, case, judges, confirm=False)
         if verdict.failed and (not first or same_failure(verdict, first[0])):
             first[:1] = [verdict]
             raise _Failed(verdict, spec)
@@ -116,6 +116,7 @@ def check_layer(implementation: Implementation, layer: str, judges: list[Judge],
         pass
     except _Failed as failed:
         spec, verdict = reduce_spec(implementation, failed.spec, failed.verdict, judges)
+        verdict = judge_layer(implementation, verdict.case, judges)  # confirmed by every judge
         diagnosis = diagnose(implementation, spec, verdict, judges)
         return LayerResult(layer, counts["agreed"], counts["no_evidence"], tuple(reasons), verdict, spec, diagnosis,
                            time.perf_counter() - start)

@@ -82,7 +82,8 @@ def _per_axis(value, rank: int) -> tuple[int, ...]:
 def _windows(x: np.ndarray, kernel, stride, dilation, padding, fill: float) -> np.ndarray:
     """Every window of x (N, C, *spatial) padded with ``fill`` on both sides of each axis:
     (N, C, K, *out), K the kernel's offsets in row-major order, out = (L + 2p - d (k - 1) - 1) // s + 1."""
-    padded = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding], constant_values=fill)
+    padded = np.full((*x.shape[:2], *(n + 2 * p for n, p in zip(x.shape[2:], padding))), fill)  # np.pad, without its overhead
+    padded[(..., *(slice(p, p + n) for p, n in zip(padding, x.shape[2:])))] = x
     out = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(padded.shape[2:], kernel, stride, dilation)]
     return np.stack([padded[(..., *(slice(o * d, o * d + s * (m - 1) + 1, s) for o, d, s, m in zip(offset, dilation, stride, out)))]
                      for offset in np.ndindex(*kernel)], axis=2)

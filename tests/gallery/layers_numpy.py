@@ -7,9 +7,19 @@ mean and variance were taken over:
 
     dx = (1/N) * inv_std * (N*dxhat - sum(dxhat) - xhat*sum(dxhat*xhat))
 
+Convolution as the fast-layers assignment does it: im2col gathers each window's patch as a column
+(index arithmetic over the kernel offsets), the forward is one matrix product per group, and the
+backward's dx puts the patch gradients back with col2im (``np.add.at``, overlaps summed). conv1d is
+a conv2d over a height of 1; the pools use the same windows, max_pool2d's gradient going to each
+window's first maximum. Attention is the textbook softmax(q k^T * scale) v with its backward by hand:
+
+    dV = P^T dY,  dP = dY V^T,  dS = P * (dP - rowsum(dP * P)),  dQ = dS K scale,  dK = dS^T Q scale
+
 Every layer of the contract, everything it allows: norms of any rank, softmax over any axis,
 embedding with 0-d and repeated indices (``np.add.at``, as the RNN assignment's
-``word_embedding_backward``). relu'(0) = 0, leaky_relu'(0) = 0.01.
+``word_embedding_backward``), conv stride, padding, dilation and groups, pools with padding and
+either count_include_pad, attention with or without a mask, causal or not. relu'(0) = 0,
+leaky_relu'(0) = 0.01.
 
     chainrule check tests.gallery.layers_numpy:CourseLayers
 """
@@ -320,6 +330,191 @@ def cross_entropy_backward(dout, cache):
     return dx
 
 
+# ---- convolution and pooling: im2col and col2im ------------------------------------------------
+
+def pair(value):
+    """A per-axis (height, width) pair given as one int or a list of two."""
+    return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+
+
+def first(value):
+    """conv1d's one int given as an int or a list of one."""
+    return value[0] if isinstance(value, (list, tuple)) else value
+
+
+def output_size(L, K, stride, pad, dilation):
+    return (L + 2 * pad - dilation * (K - 1) - 1) // stride + 1
+
+
+def patch_indices(C, KH, KW, OH, OW, stride, dilation):
+    """Index arrays (c, i, j) into the padded input, broadcasting to (C*KH*KW, OH*OW): row
+    (c, kh, kw) of column (oh, ow) is x_padded[c, oh*sh + kh*dh, ow*sw + kw*dw]."""
+    sh, sw = stride
+    dh, dw = dilation
+    i0 = np.tile(np.repeat(np.arange(KH) * dh, KW), C)  # the kernel offset of each patch row
+    j0 = np.tile(np.arange(KW) * dw, KH * C)
+    i1 = sh * np.repeat(np.arange(OH), OW)  # the window's corner for each output position
+    j1 = sw * np.tile(np.arange(OW), OH)
+    i = i0.reshape(-1, 1) + i1.reshape(1, -1)
+    j = j0.reshape(-1, 1) + j1.reshape(1, -1)
+    c = np.repeat(np.arange(C), KH * KW).reshape(-1, 1)
+    return c, i, j
+
+
+def im2col(x_padded, KH, KW, OH, OW, stride, dilation):
+    """The patches of x_padded (N, C, Hp, Wp) as columns: (N, C*KH*KW, OH*OW)."""
+    c, i, j = patch_indices(x_padded.shape[1], KH, KW, OH, OW, stride, dilation)
+    return x_padded[:, c, i, j]
+
+
+def col2im(cols, padded_shape, KH, KW, OH, OW, stride, dilation):
+    """im2col's adjoint: each column entry added back where it was gathered from, overlaps summed."""
+    c, i, j = patch_indices(padded_shape[1], KH, KW, OH, OW, stride, dilation)
+    x_padded = np.zeros(padded_shape)
+    np.add.at(x_padded, (slice(None), c, i, j), cols)
+    return x_padded
+
+
+def unpad(x_padded, pad):
+    ph, pw = pad
+    return x_padded[:, :, ph:x_padded.shape[2] - ph, pw:x_padded.shape[3] - pw]
+
+
+def conv2d_forward(x, w, b, stride, padding, dilation, groups):
+    # out[n, f] = sum over f's group of input channels of the patch times w[f], + b[f]
+    conv_param = {"stride": pair(stride), "pad": pair(padding), "dilation": pair(dilation), "groups": groups}
+    N, _, H, W = x.shape
+    F, Cg, KH, KW = w.shape
+    G = groups
+    (ph, pw), (sh, sw), (dh, dw) = conv_param["pad"], conv_param["stride"], conv_param["dilation"]
+    OH, OW = output_size(H, KH, sh, ph, dh), output_size(W, KW, sw, pw, dw)
+    x_padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), mode="constant")
+    x_cols = im2col(x_padded, KH, KW, OH, OW, conv_param["stride"], conv_param["dilation"])
+    x_cols = x_cols.reshape(N, G, Cg * KH * KW, OH * OW)
+    w_rows = w.reshape(G, F // G, Cg * KH * KW)
+    out = np.einsum("gfk,ngkl->ngfl", w_rows, x_cols).reshape(N, F, OH, OW) + b.reshape(1, -1, 1, 1)
+    cache = (x_padded, w, x_cols, conv_param)
+    return out, cache
+
+
+def conv2d_backward(dout, cache):
+    x_padded, w, x_cols, conv_param = cache
+    N, F, OH, OW = dout.shape
+    _, Cg, KH, KW = w.shape
+    G = conv_param["groups"]
+    dout_rows = dout.reshape(N, G, F // G, OH * OW)
+    db = np.sum(dout, axis=(0, 2, 3))
+    dw = np.einsum("ngfl,ngkl->gfk", dout_rows, x_cols).reshape(w.shape)
+    dx_cols = np.einsum("gfk,ngfl->ngkl", w.reshape(G, F // G, -1), dout_rows).reshape(N, G * Cg * KH * KW, OH * OW)
+    dx_padded = col2im(dx_cols, x_padded.shape, KH, KW, OH, OW, conv_param["stride"], conv_param["dilation"])
+    dx = unpad(dx_padded, conv_param["pad"])
+    return dx, dw, db
+
+
+def conv1d_forward(x, w, b, stride, padding, dilation, groups):
+    # a conv2d over a height of 1
+    out, cache = conv2d_forward(x[:, :, None], w[:, :, None], b, (1, first(stride)), (0, first(padding)), (1, first(dilation)), groups)
+    return out[:, :, 0], cache
+
+
+def conv1d_backward(dout, cache):
+    dx, dw, db = conv2d_backward(dout[:, :, None], cache)
+    return dx[:, :, 0], dw[:, :, 0], db
+
+
+def pool_windows(x, kernel_size, stride, padding, fill):
+    """Each channel's windows as columns: (N*C, KH*KW, OH*OW), x padded with ``fill``."""
+    N, C, H, W = x.shape
+    (KH, KW), (sh, sw), (ph, pw) = pair(kernel_size), pair(kernel_size if stride is None else stride), pair(padding)
+    OH, OW = output_size(H, KH, sh, ph, 1), output_size(W, KW, sw, pw, 1)
+    x_padded = np.pad(x.reshape(N * C, 1, H, W), ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    pool_param = {"kernel": (KH, KW), "stride": (sh, sw), "pad": (ph, pw), "out": (OH, OW), "padded_shape": x_padded.shape}
+    return im2col(x_padded, KH, KW, OH, OW, (sh, sw), (1, 1)), pool_param
+
+
+def pool_backward(dcols, x_shape, pool_param):
+    """The windows' gradients (N*C, KH*KW, OH*OW) added back into dx (N, C, H, W)."""
+    (KH, KW), (OH, OW) = pool_param["kernel"], pool_param["out"]
+    dx_padded = col2im(dcols, pool_param["padded_shape"], KH, KW, OH, OW, pool_param["stride"], (1, 1))
+    return unpad(dx_padded, pool_param["pad"]).reshape(x_shape)
+
+
+def max_pool2d_forward(x, kernel_size, stride, padding):
+    # padding with -inf never wins; argmax takes the first maximum of a window, as torch does
+    cols, pool_param = pool_windows(x, kernel_size, stride, padding, -np.inf)
+    argmax = np.argmax(cols, axis=1)
+    out = np.max(cols, axis=1).reshape(x.shape[:2] + pool_param["out"])
+    cache = (x.shape, cols, argmax, pool_param)
+    return out, cache
+
+
+def max_pool2d_backward(dout, cache):
+    x_shape, cols, argmax, pool_param = cache
+    dcols = np.zeros_like(cols)
+    np.put_along_axis(dcols, argmax[:, None, :], dout.reshape(len(cols), 1, -1), axis=1)
+    dx = pool_backward(dcols, x_shape, pool_param)  # overlapping windows accumulate
+    return dx
+
+
+def avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad):
+    cols, pool_param = pool_windows(x, kernel_size, stride, padding, 0.0)
+    if count_include_pad:
+        divisor = cols.shape[1]  # the whole kernel area, padding zeros included
+    else:
+        real, _ = pool_windows(np.ones((1, 1) + x.shape[2:]), kernel_size, stride, padding, 0.0)
+        divisor = np.sum(real, axis=1)  # the real entries of each window
+    out = (np.sum(cols, axis=1) / divisor).reshape(x.shape[:2] + pool_param["out"])
+    cache = (x.shape, divisor, pool_param)
+    return out, cache
+
+
+def avg_pool2d_backward(dout, cache):
+    x_shape, divisor, pool_param = cache
+    KH, KW = pool_param["kernel"]
+    dcols = np.repeat(dout.reshape(x_shape[0] * x_shape[1], 1, -1) / divisor, KH * KW, axis=1)
+    dx = pool_backward(dcols, x_shape, pool_param)
+    return dx
+
+
+# ---- attention ---------------------------------------------------------------------------------
+
+def attention_allowed(Lq, Lk, mask, causal):
+    """Which keys each query attends to: the mask (True = attend) and, if causal, j <= i."""
+    allowed = np.ones((Lq, Lk), dtype=bool) if mask is None else mask.copy()
+    if causal:
+        allowed &= np.tril(np.ones((Lq, Lk), dtype=bool))  # top-left aligned
+    return allowed
+
+
+def attention_probs(q, k, scale, allowed):
+    """P = softmax(q k^T * scale) over the allowed keys."""
+    scores = np.where(allowed, q @ k.swapaxes(-1, -2) * scale, -np.inf)
+    probs, _ = softmax_forward(scores, -1)
+    return probs
+
+
+def attention_forward(q, k, v, mask, causal, scale):
+    scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
+    P = attention_probs(q, k, scale, attention_allowed(q.shape[-2], k.shape[-2], mask, causal))
+    out = P @ v
+    cache = (q, k, v, mask, causal, scale, P)
+    return out, cache
+
+
+def attention_grads(dout, q, k, v, P, scale):
+    dv = P.swapaxes(-1, -2) @ dout
+    dP = dout @ v.swapaxes(-1, -2)
+    dS = P * (dP - np.sum(dP * P, axis=-1, keepdims=True))  # the softmax backward, row by row
+    dq = dS @ k * scale
+    dk = dS.swapaxes(-1, -2) @ q * scale
+    return dq, dk, dv
+
+
+def attention_backward(dout, cache):
+    q, k, v, mask, causal, scale, P = cache
+    return attention_grads(dout, q, k, v, P, scale)
+
+
 # ---- the source ----------------------------------------------------------------------------------
 
 class CourseLayers:
@@ -348,12 +543,18 @@ class CourseLayers:
         "dropout": (dropout_forward, dropout_backward),
         "mse_loss": (mse_loss_forward, mse_loss_backward),
         "cross_entropy": (cross_entropy_forward, cross_entropy_backward),
+        "conv1d": (conv1d_forward, conv1d_backward),
+        "conv2d": (conv2d_forward, conv2d_backward),
+        "max_pool2d": (max_pool2d_forward, max_pool2d_backward),
+        "avg_pool2d": (avg_pool2d_forward, avg_pool2d_backward),
+        "attention": (attention_forward, attention_backward),
     }
 
     def vjp(self, layer, config, inputs, dy):
         spec = LAYERS[layer]
         forward, backward = self.pairs[layer]
-        out, cache = forward(*(inputs[name] for name in spec.input_names), *(config[key] for key in spec.defaults))
+        arrays = (inputs.get(i.name) if i.optional else inputs[i.name] for i in spec.inputs)  # an absent mask is None
+        out, cache = forward(*arrays, *(config[key] for key in spec.defaults))
         grads = backward(dy, cache)
         if not isinstance(grads, tuple):
             grads = (grads,)

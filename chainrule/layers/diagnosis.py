@@ -31,6 +31,7 @@ from chainrule.layers.reduce import same_failure, verdict_of
 from chainrule.layers.strategies import DEFAULT, POOLS, Spec
 from chainrule.oracles.layers import Judge
 from chainrule.reference.layers import vjp as reference_vjp
+from chainrule.reference.layers.windows import per_axis
 from chainrule.sources.implementation import Implementation
 
 __all__ = ["LayerDiagnosis", "diagnose", "dim_labels"]
@@ -112,7 +113,7 @@ def _needs(implementation: Implementation, spec: Spec, verdict: LayerVerdict, ju
         if _passes(implementation, replace(spec, dims=lower), verdict, judges):
             rank = len(spec.dims) - (1 if spec.layer == "layer_norm" else 0)
             needs.append(f"rank {rank}: it passes at rank {rank - 1}")
-    if spec.style != "normal":
+    if spec.style != "normal" and _passes(implementation, replace(spec, style="normal"), verdict, judges):
         what = {"embedding": "repeated indices", "max_pool2d": "tied maxima in a window (integer values)"}.get(
             spec.layer, "exact zeros or ties in the inputs (integer values)")
         needs.append(f"{what}: it passes with values drawn plainly")
@@ -125,7 +126,7 @@ def _needs(implementation: Implementation, spec: Spec, verdict: LayerVerdict, ju
     for key, value in spec.config:
         if defaults[key] == REQUIRED or not _passes(implementation, spec.with_config(**{key: DEFAULT}), verdict, judges):
             continue  # part of the question (p, kernel_size), or the default fails too
-        if spec.layer in POOLS and key == "stride" and any(s < k for s, k in zip(_axes(value), _axes(config["kernel_size"]))):
+        if spec.layer in POOLS and key == "stride" and any(s < k for s, k in zip(per_axis(value, 2), per_axis(config["kernel_size"], 2))):
             needs.append(f"overlapping windows (stride {json.dumps(value)} < kernel_size {json.dumps(config['kernel_size'])}): "
                          "it passes with disjoint windows (stride = kernel_size)")
         else:
@@ -136,9 +137,6 @@ def _needs(implementation: Implementation, spec: Spec, verdict: LayerVerdict, ju
 
 _NONE_READS = {"stride": "kernel_size", "scale": "1/sqrt(E)"}  # what a default of None means (a pool's stride, attention's scale)
 
-
-def _axes(value) -> tuple[int, ...]:
-    return tuple(value) if isinstance(value, list) else (value, value)
 
 
 def _distinct_passes(implementation: Implementation, verdict: LayerVerdict, judges: list[Judge]) -> bool:

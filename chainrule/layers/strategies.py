@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from chainrule.layers.case import LayerCase, shapes_text
 from chainrule.layers.contract import ELEMENTWISE, LAYERS, full_config
 from chainrule.reference.layers import forward
+from chainrule.reference.layers.windows import per_axis
 
 __all__ = ["DEFAULT", "EDGES", "MAX_ENTRIES", "POOLS", "STYLES", "WIDE_EDGES", "Spec", "build", "given_case", "parse_shapes", "specs",
            "supported"]
@@ -128,18 +129,18 @@ def build(spec: Spec) -> LayerCase | None:
         N, c_in, c_out, *rest = dims
         spatial, kernel = tuple(rest[:rank]), tuple(rest[rank:])
         groups = config.get("groups", 1)
-        out = _out_size(spatial, kernel, *(_per_axis(config.get(key, default), rank) for key, default in (("stride", 1), ("padding", 0), ("dilation", 1))))
+        out = _out_size(spatial, kernel, *(per_axis(config.get(key, default), rank) for key, default in (("stride", 1), ("padding", 0), ("dilation", 1))))
         if c_in % groups or c_out % groups or min(out) < 1:
             return None
         inputs = {"x": values((N, c_in, *spatial)), "weight": values((c_out, c_in // groups, *kernel)), "bias": values((c_out,))}
         y_shape = (N, c_out, *out)
     elif layer in POOLS:
         N, C, H, W = dims
-        kernel = _per_axis(config["kernel_size"], 2)
-        padding = _per_axis(config.get("padding", 0), 2)
+        kernel = per_axis(config["kernel_size"], 2)
+        padding = per_axis(config.get("padding", 0), 2)
         if any(2 * p > k for p, k in zip(padding, kernel)):  # the contract: padding at most half the kernel
             return None
-        out = _out_size((H, W), kernel, _per_axis(config.get("stride") or kernel, 2), padding, (1, 1))
+        out = _out_size((H, W), kernel, per_axis(config.get("stride") or kernel, 2), padding, (1, 1))
         if min(out) < 1:
             return None
         inputs, y_shape = {"x": values((N, C, H, W))}, (N, C, *out)
@@ -154,11 +155,6 @@ def build(spec: Spec) -> LayerCase | None:
     if "weight" in inputs and np.all(inputs["weight"] == 1.0):  # all ones would hide a missing weight factor
         inputs["weight"] = inputs["weight"] + 1.0
     return LayerCase(layer, full_config(layer, config), inputs, _cotangent(rng, y_shape))
-
-
-def _per_axis(value, rank: int) -> tuple[int, ...]:
-    """A config's int or per-axis list as one int an axis."""
-    return tuple(value) if isinstance(value, (list, tuple)) else (value,) * rank
 
 
 def _out_size(size, kernel, stride, padding, dilation) -> tuple[int, ...]:
@@ -242,13 +238,13 @@ def _conv(draw, rank: int, allowed: dict, max_entries: int, edges: bool) -> tupl
     c_out = draw(st.integers(1, 3)) if groups > 1 else draw(_dim(edges, WIDE_EDGES))  # a group's
     config["stride"] = _key(draw, allowed, "stride", _axes(rank, st.integers(1, 4)))
     config["dilation"] = _key(draw, allowed, "dilation", _axes(rank, st.integers(1, 3)))
-    dilation = _per_axis(1 if config["dilation"] is DEFAULT else config["dilation"], rank)
+    dilation = per_axis(1 if config["dilation"] is DEFAULT else config["dilation"], rank)
     reach = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]  # the dilated kernel's extent
     config["padding"] = _key(draw, allowed, "padding", _axes(rank, st.integers(0, max(reach) // 2)))
     if config["padding"] is not DEFAULT:
-        padding = [min(p, r // 2) for p, r in zip(_per_axis(config["padding"], rank), reach)]
+        padding = [min(p, r // 2) for p, r in zip(per_axis(config["padding"], rank), reach)]
         config["padding"] = padding if isinstance(config["padding"], list) else min(padding)
-    padding = _per_axis(0 if config["padding"] is DEFAULT else config["padding"], rank)
+    padding = per_axis(0 if config["padding"] is DEFAULT else config["padding"], rank)
     spatial = _sizes(draw, [r - 2 * p for r, p in zip(reach, padding)], max(1, max_entries // (N * groups * per_group)), edges)
     per_group = max(1, min(per_group, max_entries // (N * groups * math.prod(spatial))))  # x within the budget
     c_out = max(1, min(c_out, max_entries // (groups * per_group * math.prod(kernel))))  # the weight too
@@ -261,13 +257,13 @@ def _pool(draw, layer: str, allowed: dict, max_entries: int, edges: bool) -> tup
     windows), padding up to half the kernel, count_include_pad either way, then H, W of one window at least."""
     config = {"kernel_size": draw(st.sampled_from(list(allowed["kernel_size"]))) if "kernel_size" in allowed
               else draw(_axes(2, st.integers(1, 4)))}
-    kernel = _per_axis(config["kernel_size"], 2)
+    kernel = per_axis(config["kernel_size"], 2)
     config["stride"] = _key(draw, allowed, "stride", _axes(2, st.integers(1, 4)))
     config["padding"] = _key(draw, allowed, "padding", _axes(2, st.integers(0, max(kernel) // 2)))
     if config["padding"] is not DEFAULT:
-        padding = [min(p, k // 2) for p, k in zip(_per_axis(config["padding"], 2), kernel)]
+        padding = [min(p, k // 2) for p, k in zip(per_axis(config["padding"], 2), kernel)]
         config["padding"] = padding if isinstance(config["padding"], list) else min(padding)
-    padding = _per_axis(0 if config["padding"] is DEFAULT else config["padding"], 2)
+    padding = per_axis(0 if config["padding"] is DEFAULT else config["padding"], 2)
     if layer == "avg_pool2d":
         config["count_include_pad"] = _key(draw, allowed, "count_include_pad", st.booleans())
     H, W = _sizes(draw, [k - 2 * p for k, p in zip(kernel, padding)], max_entries, edges)

@@ -379,3 +379,29 @@ def test_registry_lists_every_judge_and_finite_differences_always():
     assert list(listed) == list(JUDGE_TARGETS)
     assert listed["finite_differences"].available and not listed["finite_differences"].exact
     assert all(listed[name].exact and (listed[name].available or listed[name].reason) for name in ("torch", "jax"))
+
+
+@pytest.mark.skipif("jax" not in JUDGES, reason="JAX is not installed")
+def test_jax_differentiates_a_strided_conv_whose_kernel_is_wider_than_dy():
+    """XLA's own gradient of lax.conv_general_dilated aborts the process on these (jaxlib 0.10.2,
+    "Window dimensions do not match RHS shape"); the judge's windows must answer them, as torch does.
+    In a child process: an abort must fail this test, not the test run."""
+    code = (
+        "import numpy as np\n"
+        "import torch\n"
+        "from chainrule.layers.contract import full_config\n"
+        "from chainrule.oracles.layers import jax_vjp, torch_vjp\n"
+        "for config, shapes in [({'stride': [2, 1], 'padding': 1}, {'x': (1, 1, 4, 4), 'weight': (1, 1, 2, 4), 'bias': (1,)}),\n"
+        "        ({'stride': [2, 3], 'padding': 1, 'dilation': [1, 3], 'groups': 2}, {'x': (1, 2, 4, 13), 'weight': (2, 1, 2, 4), 'bias': (2,)})]:\n"
+        "    rng = np.random.default_rng(0)\n"
+        "    inputs = {n: rng.standard_normal(s) for n, s in shapes.items()}\n"
+        "    config = full_config('conv2d', config)\n"
+        "    y = torch_vjp.FORWARD['conv2d'](config, **{n: torch.tensor(a) for n, a in inputs.items()})\n"
+        "    dy = rng.standard_normal(tuple(y.shape))\n"
+        "    y, grads = jax_vjp.vjp('conv2d', config, inputs, dy)\n"
+        "    expected = torch_vjp.vjp('conv2d', config, inputs, dy)[1]\n"
+        "    assert all(np.allclose(grads[n], expected[n], rtol=1e-12, atol=1e-12) for n in grads), (grads, expected)\n"
+        "print('answered')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 0 and "answered" in run.stdout, run.stderr[-2000:]

@@ -8,8 +8,12 @@ gelu is the exact erf form (jax.nn.gelu's default is the tanh approximation); le
 where(x > 0, x, 0.01 x), since jax.nn.leaky_relu'(0) = 1 where the contract takes 0.01;
 jax.nn.relu'(0) = 0 as in the contract.
 
-conv1d / conv2d are lax.conv_general_dilated (NCH / NCHW, zero padding, rhs_dilation,
-feature_group_count); the pools lax.reduce_window: max with -inf padding (its gradient, XLA's
+conv1d / conv2d are the zero-padded x's windows, one strided lax.slice a kernel tap, stacked
+and contracted with the weight per group (jnp.einsum), so that jax.vjp differentiates slices and
+a product. Not lax.conv_general_dilated: the gradient XLA builds for it (a convolution with
+lhs_dilation) aborts the process in jaxlib 0.10.2 when a stride exceeds 1 and the kernel is wider
+than dy along an axis (x (1, 1, 4, 4), weight (1, 1, 2, 4), stride [2, 1], padding 1: "Window
+dimensions do not match RHS shape", SIGABRT). The pools lax.reduce_window: max with -inf padding (its gradient, XLA's
 select-and-scatter, sends a tied window's gradient to the first maximum in row-major order, the
 contract's rule: a test holds it to that), avg a window sum divided by the kernel's area or, without
 count_include_pad, by the window sum of ones over the unpadded x. attention is written from jnp ops,
@@ -72,15 +76,28 @@ def _per_axis(value, rank: int) -> tuple[int, ...]:
     return tuple(value) if isinstance(value, list) else (value,) * rank
 
 
+def _windows(x, kernel, stride, dilation, padding):
+    """x (N, C, *L) zero-padded, as its windows (N, C, prod K, *O): one strided slice a kernel tap,
+    O = (L + 2p - d (K - 1) - 1) // s + 1."""
+    padded = jnp.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding])
+    out = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(padded.shape[2:], kernel, stride, dilation)]
+    taps = []
+    for tap in np.ndindex(*kernel):
+        start = [t * d for t, d in zip(tap, dilation)]
+        limit = [b + s * (o - 1) + 1 for b, s, o in zip(start, stride, out)]
+        taps.append(lax.slice(padded, (0, 0, *start), (*padded.shape[:2], *limit), (1, 1, *stride)))
+    return jnp.stack(taps, axis=2)
+
+
 def _conv(c, x, weight, bias):
-    """Cross-correlation of x (N, C_in, *spatial) with weight (C_out, C_in/groups, *kernel), plus bias."""
-    rank = x.ndim - 2
-    spatial = "HW"[:rank]
-    y = lax.conv_general_dilated(
-        x, weight, _per_axis(c["stride"], rank), [(p, p) for p in _per_axis(c["padding"], rank)],
-        rhs_dilation=_per_axis(c["dilation"], rank), dimension_numbers=("NC" + spatial, "OI" + spatial, "NC" + spatial),
-        feature_group_count=c["groups"])
-    return y + _per_channel(bias, y.ndim)
+    """Cross-correlation of x (N, C_in, *spatial) with weight (C_out, C_in/groups, *kernel), plus
+    bias: per group g, weight[g] (C_out/G, C_in/G * K) times the windows (C_in/G * K, positions)."""
+    rank, groups = x.ndim - 2, c["groups"]
+    windows = _windows(x, weight.shape[2:], *(_per_axis(c[key], rank) for key in ("stride", "dilation", "padding")))
+    out = windows.shape[3:]
+    columns = windows.reshape(x.shape[0], groups, -1, int(np.prod(out)))
+    y = jnp.einsum("goi,ngip->ngop", weight.reshape(groups, weight.shape[0] // groups, -1), columns)
+    return y.reshape(x.shape[0], weight.shape[0], *out) + _per_channel(bias, rank + 2)
 
 
 def _pool(c, x, init, operation):

@@ -4,7 +4,9 @@ residuals saved by fwd, one cotangent per other argument from bwd (None for inde
 ``chainrule.jax_custom_vjp_layers`` turns the dict of them into a layer source; it switches x64 on
 for its own calls only, so nothing here touches JAX's global setting.
 
-Not here (not exercised): identity and leaky_relu. relu'(0) = 0 (``jnp.where(x > 0, ...)``).
+Not here (not exercised): identity and leaky_relu. relu'(0) = 0 (``jnp.where(x > 0, ...)``). One
+conv serves conv1d and conv2d (x's rank picks), with every stride, padding, dilation and groups;
+max_pool2d sends a tied window's gradient to its first maximum (``jnp.argmax``).
 
     chainrule check tests.gallery.layers_jax:SOURCE
 """
@@ -14,6 +16,8 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax import lax
 from jax.scipy.special import erf
 
 import chainrule
@@ -248,6 +252,170 @@ def _cross_entropy_bwd(res, g):
 cross_entropy.defvjp(_cross_entropy_fwd, _cross_entropy_bwd)
 
 
+def _per_axis(value, n):
+    """A config value as one int per spatial axis: an int, or a tuple of them (the wrapper passes lists as tuples)."""
+    return tuple(value) if isinstance(value, tuple) else (value,) * n
+
+
+# lax's dimension numbers by the number of spatial axes: the convolution, and the one giving dweight, which
+# contracts over the batch (x's N as the feature axis, its channels as the batch, dy as the kernel).
+_CONV_DIMS = {1: ("NCH", "OIH", "NCH"), 2: ("NCHW", "OIHW", "NCHW")}
+_DWEIGHT_DIMS = {1: ("CNH", "IOH", "CNH"), 2: ("CNHW", "IOHW", "CNHW")}
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
+def conv(x, weight, bias, stride, padding, dilation, groups):
+    return _conv_fwd(x, weight, bias, stride, padding, dilation, groups)[0]
+
+
+def _conv_fwd(x, weight, bias, stride, padding, dilation, groups):
+    n = x.ndim - 2
+    stride, padding, dilation = (_per_axis(value, n) for value in (stride, padding, dilation))
+    y = lax.conv_general_dilated(x, weight, stride, [(p, p) for p in padding], rhs_dilation=dilation,
+                                 dimension_numbers=_CONV_DIMS[n], feature_group_count=groups)
+    return y + _per_channel(bias, y.ndim), (x, weight)
+
+
+def _conv_bwd(stride, padding, dilation, groups, res, g):
+    """dx: dy with stride - 1 zeros put between its entries, convolved with the flipped kernel, in and out channels
+    swapped group by group, padded d(K-1) - p, plus at the end the rows the stride's floor dropped. (Zeros put in by
+    hand: XLA on CPU aborts on some of these convolutions given as lhs_dilation.) dweight: x, padded p less those rows
+    at the end, convolved with dy, dy's positions spread by the stride, the kernel's offsets by the dilation, one
+    group of channels per batch group."""
+    x, weight = res
+    n = x.ndim - 2
+    stride, padding, dilation = (_per_axis(value, n) for value in (stride, padding, dilation))
+    kernel = weight.shape[2:]
+    C_out, C_in_group = weight.shape[:2]
+    dropped = [L + 2 * p - d * (K - 1) - 1 - s * (O - 1)
+               for L, p, d, K, s, O in zip(x.shape[2:], padding, dilation, kernel, stride, g.shape[2:])]
+    spread = jnp.zeros(g.shape[:2] + tuple(s * (O - 1) + 1 for s, O in zip(stride, g.shape[2:])), g.dtype)
+    spread = spread.at[(..., *(slice(None, None, s) for s in stride))].set(g)
+    swapped = weight.reshape(groups, C_out // groups, C_in_group, *kernel).swapaxes(1, 2).reshape(-1, C_out // groups, *kernel)
+    flipped = jnp.flip(swapped, axis=tuple(range(2, 2 + n)))
+    edges = [(d * (K - 1) - p, d * (K - 1) - p + e) for d, K, p, e in zip(dilation, kernel, padding, dropped)]
+    dx = lax.conv_general_dilated(spread, flipped, (1,) * n, edges, rhs_dilation=dilation,
+                                  dimension_numbers=_CONV_DIMS[n], feature_group_count=groups)
+    dweight = lax.conv_general_dilated(x, g, dilation, [(p, p - e) for p, e in zip(padding, dropped)], rhs_dilation=stride,
+                                       dimension_numbers=_DWEIGHT_DIMS[n], batch_group_count=groups)
+    return dx, dweight, g.sum((0, *range(2, g.ndim)))
+
+
+conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+def _pool_config(kernel_size, stride, padding):
+    """(kernel, stride, padding) as pairs; stride None is the kernel."""
+    kernel = _per_axis(kernel_size, 2)
+    return kernel, kernel if stride is None else _per_axis(stride, 2), _per_axis(padding, 2)
+
+
+def _windows(size, kernel, stride, padding):
+    """Each output position's window as flat indices into the padded (H + 2 ph) x (W + 2 pw) plane, row-major
+    within the window: shape (H_out, W_out, kh kw). Shapes are static, so numpy."""
+    (H, W), (kh, kw), (sh, sw), (ph, pw) = size, kernel, stride, padding
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    rows = np.arange((Hp - kh) // sh + 1)[:, None] * sh + np.arange(kh)
+    cols = np.arange((Wp - kw) // sw + 1)[:, None] * sw + np.arange(kw)
+    return (rows[:, None, :, None] * Wp + cols[None, :, None, :]).reshape(rows.shape[0], cols.shape[0], kh * kw)
+
+
+def _unpad(flat, size, padding):
+    """The (N, C, padded plane flattened) gradient back on x's (N, C, H, W): the padding's entries dropped."""
+    (H, W), (ph, pw) = size, padding
+    return flat.reshape(*flat.shape[:2], H + 2 * ph, W + 2 * pw)[:, :, ph:ph + H, pw:pw + W]
+
+
+def _reduce_window(x, init, op, kernel, stride, padding):
+    return lax.reduce_window(x, init, op, (1, 1, *kernel), (1, 1, *stride), ((0, 0), (0, 0), *((p, p) for p in padding)))
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def max_pool2d(x, kernel_size, stride, padding):
+    return _reduce_window(x, -jnp.inf, lax.max, *_pool_config(kernel_size, stride, padding))
+
+
+def _max_pool2d_fwd(x, kernel_size, stride, padding):
+    return max_pool2d(x, kernel_size, stride, padding), x
+
+
+def _max_pool2d_bwd(kernel_size, stride, padding, x, g):
+    """Each window's dy added at its first maximum (argmax over the window's entries, padding -inf)."""
+    kernel, stride, padding = _pool_config(kernel_size, stride, padding)
+    N, C = x.shape[:2]
+    windows = _windows(x.shape[2:], kernel, stride, padding)
+    padded = jnp.pad(x, ((0, 0), (0, 0), *((p, p) for p in padding)), constant_values=-jnp.inf).reshape(N, C, -1)
+    first = jnp.argmax(padded[:, :, windows], axis=-1)
+    H_out, W_out = windows.shape[:2]
+    where = jnp.asarray(windows)[np.arange(H_out)[:, None], np.arange(W_out), first]
+    dx = jnp.zeros(padded.shape, g.dtype).at[np.arange(N)[:, None, None, None], np.arange(C)[:, None, None], where].add(g)
+    return (_unpad(dx, x.shape[2:], padding),)
+
+
+max_pool2d.defvjp(_max_pool2d_fwd, _max_pool2d_bwd)
+
+
+def _avg_divisor(size, kernel, stride, padding, count_include_pad):
+    """The kernel's area, or (count_include_pad False) the number of x's own entries in each window, (H_out, W_out)."""
+    if count_include_pad:
+        return kernel[0] * kernel[1]
+    inside = np.pad(np.ones(size), [(p, p) for p in padding]).reshape(-1)
+    return inside[_windows(size, kernel, stride, padding)].sum(-1)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
+def avg_pool2d(x, kernel_size, stride, padding, count_include_pad):
+    kernel, stride, padding = _pool_config(kernel_size, stride, padding)
+    return _reduce_window(x, 0.0, lax.add, kernel, stride, padding) / _avg_divisor(x.shape[2:], kernel, stride, padding, count_include_pad)
+
+
+def _avg_pool2d_fwd(x, kernel_size, stride, padding, count_include_pad):
+    return avg_pool2d(x, kernel_size, stride, padding, count_include_pad), x.shape
+
+
+def _avg_pool2d_bwd(kernel_size, stride, padding, count_include_pad, shape, g):
+    """Each window's dy / divisor added to every entry of the window."""
+    kernel, stride, padding = _pool_config(kernel_size, stride, padding)
+    windows = _windows(shape[2:], kernel, stride, padding)
+    share = g / _avg_divisor(shape[2:], kernel, stride, padding, count_include_pad)
+    padded = (shape[0], shape[1], (shape[2] + 2 * padding[0]) * (shape[3] + 2 * padding[1]))
+    dx = jnp.zeros(padded, g.dtype).at[:, :, windows].add(jnp.broadcast_to(share[..., None], share.shape + windows.shape[-1:]))
+    return (_unpad(dx, shape[2:], padding),)
+
+
+avg_pool2d.defvjp(_avg_pool2d_fwd, _avg_pool2d_bwd)
+
+
+def _attention_scale(q, scale):
+    return 1 / math.sqrt(q.shape[-1]) if scale is None else scale
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def attention(q, k, v, mask, causal, scale):
+    return _attention_fwd(q, k, v, mask, causal, scale)[0]
+
+
+def _attention_fwd(q, k, v, mask, causal, scale):
+    allowed = jnp.ones((q.shape[-2], k.shape[-2]), bool) if mask is None else mask
+    if causal:
+        allowed = jnp.tril(allowed)
+    scores = jnp.where(allowed, q @ k.swapaxes(-2, -1) * _attention_scale(q, scale), -jnp.inf)
+    p = jax.nn.softmax(scores, axis=-1)
+    return p @ v, (q, k, v, p)
+
+
+def _attention_bwd(causal, scale, res, g):
+    """dv = P^T dy, dP = dy v^T, dS = P (dP - rowsum(dP P)), dq = dS k scale, dk = dS^T q scale."""
+    q, k, v, p = res
+    scale = _attention_scale(q, scale)
+    dp = g @ v.swapaxes(-2, -1)
+    ds = p * (dp - (dp * p).sum(-1, keepdims=True))
+    return ds @ k * scale, ds.swapaxes(-2, -1) @ q * scale, p.swapaxes(-2, -1) @ g, None
+
+
+attention.defvjp(_attention_fwd, _attention_bwd)
+
+
 SOURCE = chainrule.jax_custom_vjp_layers(
     {
         "linear": linear,
@@ -267,6 +435,11 @@ SOURCE = chainrule.jax_custom_vjp_layers(
         "dropout": dropout,
         "mse_loss": mse_loss,
         "cross_entropy": cross_entropy,
+        "conv1d": conv,
+        "conv2d": conv,
+        "max_pool2d": max_pool2d,
+        "avg_pool2d": avg_pool2d,
+        "attention": attention,
     },
     name="jax_custom_vjp",
 )

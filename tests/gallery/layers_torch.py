@@ -6,7 +6,9 @@ with float64 tensors and taking the gradients with ``torch.autograd.grad``.
 
 Not here (not exercised): identity, softplus, elu and group_norm. LayerNorm normalizes over the last
 dimension only, as most fused layer norm kernels do: a ``normalized_shape`` of two or more
-dimensions raises NotImplementedError. relu'(0) = 0 and leaky_relu'(0) = 0.01, as torch's.
+dimensions raises NotImplementedError. relu'(0) = 0 and leaky_relu'(0) = 0.01, as torch's. One
+Conv serves conv1d and conv2d (x's rank picks), with every stride, padding, dilation and groups;
+max_pool2d sends a tied window's gradient where F.max_pool2d's indices point, its first maximum.
 
     chainrule check tests.gallery.layers_torch:SOURCE
 """
@@ -14,6 +16,7 @@ dimensions raises NotImplementedError. relu'(0) = 0 and leaky_relu'(0) = 0.01, a
 import math
 
 import torch
+import torch.nn.functional as F
 
 import chainrule
 
@@ -253,6 +256,122 @@ class MSELoss(torch.autograd.Function):
         return grad, -grad
 
 
+def _per_axis(value, n: int) -> tuple:
+    """A config value as one int per spatial axis: an int, or a tuple of them (the wrapper passes lists as tuples)."""
+    return tuple(value) if isinstance(value, tuple) else (value,) * n
+
+
+def _unfold(x, kernel, dilation, padding, stride):
+    """im2col: (N, C * prod(kernel), positions), rows channel-major as the weight's; a 1-d x as a plane of height 1."""
+    if x.dim() == 3:
+        return _unfold(x.unsqueeze(2), (1, *kernel), (1, *dilation), (0, *padding), (1, *stride))
+    return F.unfold(x, kernel, dilation, padding, stride)
+
+
+_CONV = {1: (F.conv1d, F.conv_transpose1d), 2: (F.conv2d, F.conv_transpose2d)}  # by the number of spatial axes
+
+
+class Conv(torch.autograd.Function):
+    """conv1d and conv2d. dx is the transposed convolution of dy, its output_padding putting back the
+    last L + 2p - d(K-1) - 1 mod s rows the stride skipped; dweight = dy times the unfolded patches of x
+    (im2col), group by group; dbias = dy summed over the batch and the positions."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
+        n = x.dim() - 2
+        stride, padding, dilation = (_per_axis(value, n) for value in (stride, padding, dilation))
+        ctx.save_for_backward(x, weight)
+        ctx.stride, ctx.padding, ctx.dilation, ctx.groups = stride, padding, dilation, groups
+        return _CONV[n][0](x, weight, bias, stride, padding, dilation, groups)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.stride, ctx.padding, ctx.dilation, ctx.groups
+        kernel, n = weight.shape[2:], x.dim() - 2
+        output_padding = tuple(L + 2 * p - d * (K - 1) - 1 - s * (O - 1)
+                               for L, p, d, K, s, O in zip(x.shape[2:], padding, dilation, kernel, stride, grad_output.shape[2:]))
+        dx = _CONV[n][1](grad_output, weight, None, stride, padding, output_padding, groups, dilation)
+        N, C_out = grad_output.shape[:2]
+        cols = _unfold(x, kernel, dilation, padding, stride)
+        cols = cols.reshape(N, groups, -1, cols.shape[-1])
+        dy = grad_output.reshape(N, groups, C_out // groups, -1)
+        dweight = torch.einsum("ngol,ngcl->goc", dy, cols).reshape(weight.shape)
+        dbias = grad_output.sum([0, *range(2, grad_output.dim())])
+        return dx, dweight, dbias, None, None, None, None
+
+
+class MaxPool2d(torch.autograd.Function):
+    """dx: each window's dy added at the index F.max_pool2d returned for it; overlapping windows accumulate
+    (a scatter_add, not F.max_unpool2d, which keeps one of them)."""
+
+    @staticmethod
+    def forward(ctx, x, kernel_size, stride, padding):
+        y, indices = F.max_pool2d(x, kernel_size, stride, padding, return_indices=True)
+        ctx.save_for_backward(indices)
+        ctx.x_shape = x.shape
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (indices,) = ctx.saved_tensors
+        N, C, H, W = ctx.x_shape
+        dx = grad_output.new_zeros(N, C, H * W).scatter_add_(2, indices.flatten(2), grad_output.flatten(2))
+        return dx.view(N, C, H, W), None, None, None
+
+
+class AvgPool2d(torch.autograd.Function):
+    """dx: each window's dy / divisor spread over the window and summed back (col2im, F.fold). The divisor
+    is the kernel's area, or with count_include_pad False the window's real entries (unfolded ones)."""
+
+    @staticmethod
+    def forward(ctx, x, kernel_size, stride, padding, count_include_pad):
+        kernel = _per_axis(kernel_size, 2)
+        stride = kernel if stride is None else _per_axis(stride, 2)
+        padding = _per_axis(padding, 2)
+        if count_include_pad:
+            divisor = kernel[0] * kernel[1]
+        else:
+            divisor = F.unfold(x.new_ones(1, 1, *x.shape[2:]), kernel, 1, padding, stride).sum(1)
+        ctx.kernel, ctx.stride, ctx.padding, ctx.divisor, ctx.size = kernel, stride, padding, divisor, x.shape[2:]
+        return F.avg_pool2d(x, kernel, stride, padding, count_include_pad=count_include_pad)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        N, C = grad_output.shape[:2]
+        area = ctx.kernel[0] * ctx.kernel[1]
+        cols = (grad_output.flatten(2) / ctx.divisor).unsqueeze(2).expand(N, C, area, -1).reshape(N, C * area, -1)
+        dx = F.fold(cols, ctx.size, ctx.kernel, 1, ctx.padding, ctx.stride)
+        return dx, None, None, None, None
+
+
+class Attention(torch.autograd.Function):
+    """P = softmax(q k^T scale) over the keys each query may see, y = P v. dv = P^T dy, dP = dy v^T,
+    dS = P (dP - rowsum(dP P)), dq = dS k scale, dk = dS^T q scale."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask, causal, scale):
+        scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
+        allowed = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device)
+        if mask is not None:
+            allowed = allowed & mask
+        if causal:
+            allowed = allowed.tril()
+        scores = (q @ k.transpose(-2, -1) * scale).masked_fill(~allowed, float("-inf"))
+        p = torch.softmax(scores, dim=-1)
+        ctx.save_for_backward(q, k, v, p)
+        ctx.scale = scale
+        return p @ v
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        q, k, v, p = ctx.saved_tensors
+        dv = p.transpose(-2, -1) @ grad_output
+        dp = grad_output @ v.transpose(-2, -1)
+        ds = p * (dp - (dp * p).sum(-1, keepdim=True))
+        return ds @ k * ctx.scale, ds.transpose(-2, -1) @ q * ctx.scale, dv, None, None, None
+
+
 SOURCE = chainrule.torch_function_layers(
     {
         "linear": Linear,
@@ -270,6 +389,11 @@ SOURCE = chainrule.torch_function_layers(
         "dropout": Dropout,
         "cross_entropy": CrossEntropy,
         "mse_loss": MSELoss,
+        "conv1d": Conv,
+        "conv2d": Conv,
+        "max_pool2d": MaxPool2d,
+        "avg_pool2d": AvgPool2d,
+        "attention": Attention,
     },
     name="torch_function",
 )

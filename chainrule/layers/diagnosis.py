@@ -12,7 +12,7 @@ draws of the values (a need is claimed only when the variation passes on every o
 - a size threshold found by the reduction checked at twice the size below it, and one more
   ("Lk > 32 and not a multiple of 32": passes at 32 and 64, fails at 33 and 65 — a blocked loop's remainder).
 The wrong gradient against the reference: all zeros, a constant factor (named when it is
-1 - p, 1/(1 - p), N, a power of 2 ...), or only the diagonal of the layer's Jacobian (each output's
+1 - p, 1/(1 - p), N, attention's scale, a power of 2 ...), or only the diagonal of the layer's Jacobian (each output's
 dependence on its own input: the cross terms are missing).
 """
 
@@ -159,6 +159,9 @@ def _named_factors(case: LayerCase) -> dict[str, float]:
     if case.layer in ("cross_entropy", "mse_loss"):
         N, size = len(case.inputs["input"]), case.inputs["input"].size
         named |= {f"N = {N}": float(N), f"1/N = 1/{N}": 1 / N, f"the size {size}": float(size), f"1/size = 1/{size}": 1 / size}
+    if case.layer == "attention":
+        scale = case.config["scale"] if case.config["scale"] is not None else 1 / math.sqrt(case.inputs["q"].shape[-1])
+        named |= {f"the scale {scale:.6g}: applied twice": scale, f"1/scale = {1 / scale:.6g}: the scale is missing": 1 / scale}
     return named | {"2": 2.0, "1/2": 0.5, "-1": -1.0}
 
 

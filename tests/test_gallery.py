@@ -21,7 +21,7 @@ from hypothesis import settings
 
 from chainrule import Architecture, CheckFailure, crosscheck
 from chainrule.cli import main
-from tests.gallery import BUGGED, MEMBERS, THOROUGH_BUGGED, THOROUGH_MEMBERS
+from tests.gallery import BUGGED, MEMBERS, PRECISIONS, THOROUGH_BUGGED, THOROUGH_MEMBERS
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = 60  # for crosscheck; then one coverage case per declared pairing (108 for the whole contract)
@@ -110,6 +110,16 @@ def wrong_tensors(message: str) -> tuple[Architecture, set[tuple[int, str]]]:
     return Architecture.parse(case.group(1)), named
 
 
+def assert_judged_in_its_precision(member: str, summary: str):
+    """A member declaring a precision (PRECISIONS) was judged in it, its declaration honoured, and
+    the summary's first line says so; the others in float64, which it does not mention."""
+    head, declared = summary.splitlines()[0], PRECISIONS.get(member)
+    if declared is not None:
+        assert f" (judged in {declared}): " in head, f"got no {declared} judgement, expected its declaration honoured:\n{summary}"
+    else:
+        assert " (judged in " not in head, summary
+
+
 def assert_rejected_naming_the_bug(member: str, name: str, message: str):
     """The failure is ``name``'s, and the first wrong tensor from the output back is the layer the
     bug breaks: the last layer with the broken activation (or the output layer), not one above it."""
@@ -135,6 +145,7 @@ def test_crosscheck_accepts_a_correct_member(member, arguments):
     finally:
         getattr(source, "close", lambda: None)()
     assert summary.verdicts and not summary.unexercised, str(summary)
+    assert_judged_in_its_precision(member, str(summary))
 
 
 @pytest.mark.parametrize("member, arguments", thorough_for(member_params(MEMBERS), COMMAND_THOROUGH))
@@ -142,6 +153,7 @@ def test_check_command_accepts_a_correct_member(member, arguments, capsys):
     code, output = check(capsys, arguments, "--examples", str(COMMAND_EXAMPLES), "--seed", str(COMMAND_SEED))
     assert code == 0, output
     assert "not exercised" not in output, output
+    assert_judged_in_its_precision(member, output)
 
 
 @pytest.mark.parametrize("member, arguments", member_params(BUGGED))

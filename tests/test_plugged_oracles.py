@@ -46,6 +46,10 @@ AUTOGRAD_BROKEN = "tests.gallery.autograd_net:AutogradNetWrongSoftplus"  # softp
 ARTIFACTS = Path(__file__).parent / "artifacts"
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 BUILTIN = ("torch", "jax", "finite_differences")
+# The reference also answers layers, which ``check`` then searches too (50 cases a layer, most of a
+# check's time): these tests are about the network verdict, so the layers get the fewest cases, as
+# in test_cli; tests/test_reference_layers.py and the suite's test_layers judge them in full.
+NETWORKS = ("--layer-examples", "2")
 
 
 @pytest.fixture(scope="module")
@@ -113,14 +117,14 @@ def _presumed_qualified(source) -> PluggedOracle:
 # --- qualifying, then judging -------------------------------------------------------------------
 
 def test_entry_point_oracle_qualifies_then_judges_beside_the_builtins(site):
-    code, out, _ = _run(["check", REFERENCE, "--examples", "20", "--seed", "0", "--json"])
+    code, out, _ = _run(["check", REFERENCE, *NETWORKS, "--examples", "20", "--seed", "0", "--json"])
     document = json.loads(out)
     assert code == 0 and document["status"] == "agree", out
     assert document["oracles"] == [*BUILTIN, "autograd"], "the installed oracle judges after torch, JAX and finite differences"
     (qualification,) = document["qualifications"]
     assert qualification["oracle"] == "autograd" and qualification["against"] == list(BUILTIN)
     assert qualification["examples"] == 100 and qualification["cases"] > 50 and qualification["coverage"] > 50, qualification
-    code, out, _ = _run(["check", REFERENCE, "--examples", "20", "--seed", "0"])
+    code, out, _ = _run(["check", REFERENCE, *NETWORKS, "--examples", "20", "--seed", "0"])
     assert code == 0 and "cases against torch, jax, finite_differences, autograd" in out
     assert "oracle autograd (plugged in) qualified: " in out and "coverage cases agree with torch, jax, finite_differences (qualification run of 100 examples" in out
 
@@ -171,7 +175,7 @@ def test_wrong_implementation_is_rejected_with_the_plugged_oracles_among_those_t
 @pytest.mark.parametrize("way", ["--oracle", pytest.param("--oracle-cmd", marks=needs_node)])
 def test_broken_oracle_fails_qualification_with_its_own_counterexample(way):
     spec = AUTOGRAD_BROKEN if way == "--oracle" else f"{PLAIN_JS} --bug"
-    code, out, _ = _run(["check", REFERENCE, "--examples", "20", "--seed", "0", way, spec])
+    code, out, _ = _run(["check", REFERENCE, *NETWORKS, "--examples", "20", "--seed", "0", way, spec])
     assert code == 2, out
     head, _, counterexample = out.partition("\n\n")
     assert "failed qualification against torch, jax, finite_differences (a qualification run of 100 examples, seed 0" in head
@@ -180,7 +184,7 @@ def test_broken_oracle_fails_qualification_with_its_own_counterexample(way):
     assert "Reproduce:" in counterexample and "Architecture.parse(" in counterexample
     if way == "--oracle":
         assert "softplus" in counterexample.splitlines()[0], "autograd's bug is in softplus' vjp: the shrunk case needs softplus"
-    code, out, _ = _run(["check", REFERENCE, "--examples", "20", "--seed", "0", way, spec, "--json"])
+    code, out, _ = _run(["check", REFERENCE, *NETWORKS, "--examples", "20", "--seed", "0", way, spec, "--json"])
     document = json.loads(out)
     assert code == 2 and document["status"] == "failed-qualification" and document["exit_code"] == 2 and "failed qualification" in document["message"]
     assert document["disqualified"]["counterexample"]["disagreements"] and document["counts"] is None

@@ -11,10 +11,13 @@ A rejection here of a correct member in its own precision is a false alarm of th
 reason to harden the member.
 
 In the thorough profile only (``@pytest.mark.thorough``), as a second draw of a path test_gallery
-already judges on the same member: jax_float32 accepted by ``crosscheck`` (test_gallery's
-test_crosscheck_accepts_a_correct_member[jax_float32]; the declaration is read as for the numpy and
-torch members, kept here) and plain32_js's bug rejected through ``chainrule check`` against finite
-differences (test_gallery's test_a_bugged_member_is_rejected_with_the_wrong_tensor_named[plain32_js]).
+already judges on the same members in every run: each float32 member accepted in float32 by
+``crosscheck`` (test_gallery's test_crosscheck_accepts_a_correct_member, which also asserts that a
+member declaring a precision is judged in it) and plain32_js by ``chainrule check`` on its
+declaration (test_gallery's test_check_command_accepts_a_correct_member[plain32_js], the same
+assertion), both here on another seed and more examples; and plain32_js's bug rejected through
+``chainrule check`` against finite differences (test_gallery's
+test_a_bugged_member_is_rejected_with_the_wrong_tensor_named[plain32_js]).
 """
 
 import shutil
@@ -61,9 +64,10 @@ def _thorough_for(params, members):
     return [pytest.param(*p.values, id=p.id, marks=[*p.marks, pytest.mark.thorough]) if p.id in members else p for p in params]
 
 
-# Judged by crosscheck in test_gallery too (60 examples): eager JAX compiles every new shape, a
-# minute or two a run; its declaration is read as the other Python members' is.
-@pytest.mark.parametrize("member, arguments", _thorough_for(member_params(FLOAT32), {"jax_float32"}))
+# Judged by crosscheck in float32 in test_gallery in every run (60 examples, another seed, its
+# declaration asserted there): a second draw, in the thorough profile.
+@pytest.mark.thorough
+@pytest.mark.parametrize("member, arguments", member_params(FLOAT32))
 def test_a_float32_member_is_accepted_in_float32(member, arguments):
     source = implementation(arguments)
     try:
@@ -74,6 +78,7 @@ def test_a_float32_member_is_accepted_in_float32(member, arguments):
     assert "(judged in float32)" in str(summary), f"got no float32 judgement, expected its declaration honoured:\n{summary}"
 
 
+@pytest.mark.thorough  # test_gallery's test_check_command_accepts_a_correct_member[plain32_js] in every run: a second draw
 @needs_node
 def test_the_check_command_accepts_plain32_js_by_its_declaration(capsys):
     code, output = check(capsys, FLOAT32["plain32_js"], "--examples", str(EXAMPLES), "--seed", str(SEED))

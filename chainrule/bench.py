@@ -386,7 +386,7 @@ def _layers(plan: Plan, figures: dict, notes: list[str]) -> None:
     engine = available()
     every = [dataclasses.replace(judge, compiled=None) for judge in engine]
     runs = [(Figure("layer case, judged as the engine does", "small"), engine), (Figure("layer case, every judge on every case", "small"), every)]
-    windowed = Figure("layer case of conv, pooling, attention, judged as the engine does", "small")
+    windowed = Figure("layer case: conv, pooling, attention", "small")
     try:
         check_layers(source, examples=2, seed=plan.seed, max_entries=LAYER_ENTRIES)  # the worker, imports, first compilations
         for run in range(plan.crosscheck_repeats):
@@ -461,7 +461,7 @@ def _ratios(figures: dict) -> dict[str, tuple[float, float]]:
                          ("layer_cases_per_second_small_every_judge", "layer case, every judge on every case")):
         layer = figures.get((figure, "small"))
         ratios[name] = (1.0 / layer.min, 1.0 / layer.median) if layer else (float("nan"),) * 2
-    windowed = figures.get(("layer case of conv, pooling, attention, judged as the engine does", "small"))
+    windowed = figures.get(("layer case: conv, pooling, attention", "small"))
     ratios["window_layer_cases_per_second_small"] = (1.0 / windowed.min, 1.0 / windowed.median) if windowed else (float("nan"),) * 2
     ratios["reference_conv2d_over_torch_medium"] = ratio(("reference conv2d forward+VJP", "medium"), ("torch conv2d forward+VJP", "medium"))
     ratios["crosscheck_float32_over_float64_small"] = ratio(
@@ -490,8 +490,8 @@ def _report(plan: Plan, figures: dict, ratios: dict, notes: list[str], out) -> N
         nets.add_row(label, str(net), f"{sum((n + 1) * m for n, m in zip(net.sizes, net.sizes[1:])):,}")
     console.print(nets)
     table = Table(title=f"seconds per call, over {plan.repeats} runs (crosscheck: {plan.crosscheck_repeats} runs of {plan.crosscheck_examples} generated cases and the coverage cases)")
-    for column in ("figure", "net", "median", "min", "runs", "note"):
-        table.add_column(column, justify="right" if column in ("median", "min", "runs") else "left")
+    for column in ("figure", "net", "median", "min", "runs", "note"):  # a note's verdict ("named [(1, 'W', (3, 4))]") on one line
+        table.add_column(column, justify="right" if column in ("median", "min", "runs") else "left", min_width=60 if column == "note" else None)
     for (name, label), figure in figures.items():
         table.add_row(name, label, _seconds(figure.median), _seconds(figure.min), str(len(figure.seconds)), figure.note)
     console.print(table)

@@ -93,14 +93,13 @@ def _needs(implementation: Implementation, spec: Spec, verdict: LayerVerdict, ju
     for i, (label, d) in enumerate(zip(labels, spec.dims)):
         if d <= 1 or (spec.layer == "layer_norm" and i == len(spec.dims) - 1):
             continue
-        sized = lambda size: replace(spec, dims=spec.dims[:i] + (size,) + spec.dims[i + 1:])  # noqa: E731
-        if d > 2 and _passes(implementation, sized(d - 1), verdict, judges):  # a threshold (it says "> 1" too)
-            if _passes(implementation, sized(2 * (d - 1)), verdict, judges) and _fails_somewhere(implementation, sized(2 * d - 1), verdict, judges):
+        if d > 2 and _passes(implementation, spec.with_dim(i, d - 1), verdict, judges):  # a threshold (it says "> 1" too)
+            if _passes(implementation, spec.with_dim(i, 2 * (d - 1)), verdict, judges) and _fails_somewhere(implementation, spec.with_dim(i, 2 * d - 1), verdict, judges):
                 needs.append(f"{label} > {d - 1} and not a multiple of {d - 1}: it fails at {label} = {d}, "
                              f"passes at {label} = {d - 1} and {2 * (d - 1)} (a blocked loop's remainder)")
             else:
                 needs.append(f"{label} = {d}: it passes at {label} = {d - 1} (a size threshold)")
-        elif _passes(implementation, sized(1), verdict, judges):
+        elif _passes(implementation, spec.with_dim(i, 1), verdict, judges):
             needs.append(f"{label} > 1")
     if spec.layer == "attention" and spec.dims[2] != spec.dims[3]:
         Lq, Lk = spec.dims[2:4]

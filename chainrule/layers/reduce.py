@@ -73,7 +73,7 @@ def _candidates(spec: Spec) -> Iterator[Spec]:
         yield replace(spec, dims=(*shape[:-2], shape[-2] * shape[-1], k - 1))
     for i, d in enumerate(spec.dims):
         for smaller in _smaller_sizes(d):
-            yield replace(spec, dims=spec.dims[:i] + (smaller,) + spec.dims[i + 1:])
+            yield spec.with_dim(i, smaller)
     defaults = LAYERS[spec.layer].defaults
     for key, value in spec.config:
         if defaults[key] != REQUIRED:  # a required key (dropout's p, a pool's kernel_size) has no default to go back to
@@ -89,7 +89,7 @@ def _candidates(spec: Spec) -> Iterator[Spec]:
     for i, d in enumerate(spec.dims):  # a failure that needs particular values (a maximum where windows overlap): other draws
         if d > 2:
             for seed in range(1, 1 + _DRAWS):
-                yield replace(spec, dims=spec.dims[:i] + (d - 1,) + spec.dims[i + 1:], seed=spec.seed + seed)
+                yield replace(spec.with_dim(i, d - 1), seed=spec.seed + seed)
 
 
 def reduce_spec(implementation: Implementation, spec: Spec, verdict: LayerVerdict, judges: list[Judge],

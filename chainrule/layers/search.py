@@ -125,8 +125,8 @@ def check_layer(implementation: Implementation, layer: str, judges: list[Judge],
 
 _CALIBRATION = {"linear": (16, 16, 16), "layer_norm": (16, 16, 1), "batch_norm": (4, 4, 16), "group_norm": (4, 2, 2, 16),
                 "embedding": (16, 16, 16), "cross_entropy": (16, 16), "conv1d": (1, 16, 16, 16, 1), "conv2d": (1, 4, 4, 8, 8, 1, 1),
-                "max_pool2d": (1, 1, 16, 16), "avg_pool2d": (1, 1, 16, 16), "attention": (1, 1, 16, 16, 16, 16),
-                }  # dims of about 256 entries; (16, 16) for the others
+                "max_pool2d": (1, 1, 16, 16), "avg_pool2d": (1, 1, 16, 16), "attention": (1, 1, 16, 16, 16, 16)}
+# ^ dims of about 256 entries; (16, 16) for the others
 _REQUIRED = {"dropout": (("p", 0.5),), "max_pool2d": (("kernel_size", 1),), "avg_pool2d": (("kernel_size", 1),)}  # config without defaults
 
 

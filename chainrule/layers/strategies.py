@@ -59,6 +59,10 @@ class Spec:
     seed: int = 0
     optional: tuple[str, ...] = ()
 
+    def with_dim(self, i: int, size: int) -> "Spec":
+        """The spec with dim ``i`` set to ``size``."""
+        return replace(self, dims=self.dims[:i] + (size,) + self.dims[i + 1:])
+
     def with_config(self, **changes) -> "Spec":
         config = dict(self.config) | changes
         return replace(self, config=tuple((k, v) for k, v in config.items() if v is not DEFAULT))
